@@ -1,0 +1,181 @@
+//! Packet sources: where packets come from, and nothing else.
+//!
+//! One abstraction, [`Source`], yields [`Packet`]s (timestamp in nanoseconds, the captured
+//! bytes, the length on the wire) from libpcap. Today it opens capture files (pcap and pcapng,
+//! or `-` for standard input); live interfaces arrive with the daemon and yield the same
+//! `Packet`s through the same `next()`.
+
+use std::fmt;
+use std::path::Path;
+
+use pcap::{Activated, Capture, Precision};
+
+/// One captured packet, borrowed from libpcap's buffer until the next call to `next()`.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    /// Capture timestamp, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// The captured bytes (at most the snapshot length).
+    pub data: &'a [u8],
+    /// The packet's length on the wire (>= `data.len()` when the capture cut it short).
+    pub wire_len: u32,
+}
+
+/// The link-layer framings the parser understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkType {
+    /// DLT_EN10MB: Ethernet II, with any 802.1Q / 802.1ad tags.
+    Ethernet,
+    /// DLT_LINUX_SLL: Linux cooked capture v1 (`tcpdump -i any` before libpcap 1.10).
+    LinuxSll,
+    /// DLT_LINUX_SLL2: Linux cooked capture v2 (`tcpdump -i any` today).
+    LinuxSll2,
+    /// DLT_RAW / DLT_IPV4 / DLT_IPV6: bare IP packets, no link header.
+    RawIp,
+}
+
+impl LinkType {
+    /// Maps a libpcap DLT number to a link type we parse, or `None`.
+    pub fn from_dlt(dlt: i32) -> Option<LinkType> {
+        match dlt {
+            1 => Some(LinkType::Ethernet),
+            113 => Some(LinkType::LinuxSll),
+            276 => Some(LinkType::LinuxSll2),
+            // DLT_RAW is 12 on some BSDs and 14 on OpenBSD; LINKTYPE_RAW is 101.
+            12 | 14 | 101 | 228 | 229 => Some(LinkType::RawIp),
+            _ => None,
+        }
+    }
+
+    /// The DLT number libpcap writes for this link type.
+    pub fn dlt(self) -> i32 {
+        match self {
+            LinkType::Ethernet => 1,
+            LinkType::LinuxSll => 113,
+            LinkType::LinuxSll2 => 276,
+            LinkType::RawIp => 101,
+        }
+    }
+}
+
+/// Why a capture could not be opened or read further.
+#[derive(Debug)]
+pub enum CaptureError {
+    /// libpcap could not open the file or stream.
+    Open { what: String, reason: String },
+    /// The BPF filter did not compile.
+    Filter { filter: String, reason: String },
+    /// The capture's link type is not one we parse.
+    UnsupportedLink { what: String, dlt: i32, name: String },
+    /// Reading stopped at a damaged record: every packet before `index` was delivered.
+    Corrupt { what: String, index: u64, reason: String },
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::Open { what, reason } => write!(f, "cannot open capture {what}: {reason}"),
+            CaptureError::Filter { filter, reason } => {
+                write!(f, "invalid BPF filter {filter:?}: {reason}")
+            }
+            CaptureError::UnsupportedLink { what, dlt, name } => write!(
+                f,
+                "{what}: unsupported link type {name} (DLT {dlt}); iotad reads Ethernet \
+                 (EN10MB), Linux cooked v1/v2 (LINUX_SLL, LINUX_SLL2) and raw IP"
+            ),
+            CaptureError::Corrupt { what, index, reason } => write!(
+                f,
+                "{what}: capture is damaged at packet {index} (the {index} packets before it \
+                 were processed): {reason}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CaptureError {}
+
+/// A stream of packets from libpcap.
+pub struct Source {
+    cap: Capture<dyn Activated>,
+    link: LinkType,
+    what: String,
+    index: u64,
+}
+
+impl Source {
+    /// Opens a pcap or pcapng file, or standard input when `path` is `-`, with an optional
+    /// BPF `filter`. Timestamps are read at nanosecond precision.
+    pub fn open_file(path: &Path, filter: Option<&str>) -> Result<Source, CaptureError> {
+        let what = path.display().to_string();
+        let opened = if what == "-" {
+            // SAFETY: fd 0 is this process's standard input; libpcap takes it over with fdopen.
+            unsafe { Capture::from_raw_fd_with_precision(0, Precision::Nano) }
+        } else {
+            Capture::from_file_with_precision(path, Precision::Nano)
+        };
+        let cap = opened.map_err(|e| CaptureError::Open {
+            what: what.clone(),
+            reason: e.to_string(),
+        })?;
+        Source::from_capture(cap.into(), what, filter)
+    }
+
+    fn from_capture(
+        mut cap: Capture<dyn Activated>,
+        what: String,
+        filter: Option<&str>,
+    ) -> Result<Source, CaptureError> {
+        let dl = cap.get_datalink();
+        let link = LinkType::from_dlt(dl.0).ok_or_else(|| CaptureError::UnsupportedLink {
+            what: what.clone(),
+            dlt: dl.0,
+            name: dl.get_name().unwrap_or_else(|_| "unknown".into()),
+        })?;
+        if let Some(f) = filter {
+            cap.filter(f, true).map_err(|e| CaptureError::Filter {
+                filter: f.to_string(),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(Source { cap, link, what, index: 0 })
+    }
+
+    /// The link type of every packet this source yields.
+    pub fn link(&self) -> LinkType {
+        self.link
+    }
+
+    /// The file name (or interface) this source reads, for messages.
+    pub fn name(&self) -> &str {
+        &self.what
+    }
+
+    /// How many packets were delivered so far.
+    pub fn delivered(&self) -> u64 {
+        self.index
+    }
+
+    /// The next packet; `Ok(None)` at the end of the capture; an error naming the packet index
+    /// when the capture is damaged (the packets before it have been delivered).
+    #[allow(clippy::should_implement_trait)] // a lending iterator: the packet borrows self
+    pub fn next(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
+        match self.cap.next_packet() {
+            Ok(p) => {
+                self.index += 1;
+                let h = p.header;
+                let ts_ns = (h.ts.tv_sec as i64)
+                    .max(0)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add((h.ts.tv_usec as i64).clamp(0, 999_999_999))
+                    as u64;
+                Ok(Some(Packet { ts_ns, data: p.data, wire_len: h.len.max(h.caplen) }))
+            }
+            Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(e) => Err(CaptureError::Corrupt {
+                what: self.what.clone(),
+                index: self.index,
+                reason: e.to_string(),
+            }),
+        }
+    }
+}

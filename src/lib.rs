@@ -1,0 +1,23 @@
+//! iotad: an IoT network anomaly detector.
+//!
+//! The data path runs one way, one module per stage:
+//!
+//! ```text
+//! capture -> wire -> device -> window -> (model -> detect -> sinks)
+//! ```
+//!
+//! [`capture`] reads packets with libpcap, [`wire`] parses them without allocating,
+//! [`device`] attributes them to the LAN stations they belong to, [`window`] turns each
+//! device's traffic into fixed-length feature windows, and [`pipeline`] drives the stages.
+//! [`synth`] writes the synthetic captures the tests and the demo use; [`bench`] measures.
+
+pub mod bench;
+pub mod capture;
+pub mod config;
+pub mod device;
+pub mod export;
+pub mod pipeline;
+pub mod progress;
+pub mod synth;
+pub mod window;
+pub mod wire;
