@@ -66,15 +66,25 @@ pub enum CaptureError {
     /// The BPF filter did not compile.
     Filter { filter: String, reason: String },
     /// The capture's link type is not one we parse.
-    UnsupportedLink { what: String, dlt: i32, name: String },
+    UnsupportedLink {
+        what: String,
+        dlt: i32,
+        name: String,
+    },
     /// Reading stopped at a damaged record: every packet before `index` was delivered.
-    Corrupt { what: String, index: u64, reason: String },
+    Corrupt {
+        what: String,
+        index: u64,
+        reason: String,
+    },
 }
 
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CaptureError::Open { what, reason } => write!(f, "cannot open capture {what}: {reason}"),
+            CaptureError::Open { what, reason } => {
+                write!(f, "cannot open capture {what}: {reason}")
+            }
             CaptureError::Filter { filter, reason } => {
                 write!(f, "invalid BPF filter {filter:?}: {reason}")
             }
@@ -83,7 +93,11 @@ impl fmt::Display for CaptureError {
                 "{what}: unsupported link type {name} (DLT {dlt}); iotad reads Ethernet \
                  (EN10MB), Linux cooked v1/v2 (LINUX_SLL, LINUX_SLL2) and raw IP"
             ),
-            CaptureError::Corrupt { what, index, reason } => write!(
+            CaptureError::Corrupt {
+                what,
+                index,
+                reason,
+            } => write!(
                 f,
                 "{what}: capture is damaged at packet {index} (the {index} packets before it \
                  were processed): {reason}"
@@ -137,7 +151,12 @@ impl Source {
                 reason: e.to_string(),
             })?;
         }
-        Ok(Source { cap, link, what, index: 0 })
+        Ok(Source {
+            cap,
+            link,
+            what,
+            index: 0,
+        })
     }
 
     /// The link type of every packet this source yields.
@@ -168,7 +187,11 @@ impl Source {
                     .saturating_mul(1_000_000_000)
                     .saturating_add((h.ts.tv_usec as i64).clamp(0, 999_999_999))
                     as u64;
-                Ok(Some(Packet { ts_ns, data: p.data, wire_len: h.len.max(h.caplen) }))
+                Ok(Some(Packet {
+                    ts_ns,
+                    data: p.data,
+                    wire_len: h.len.max(h.caplen),
+                }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(None),
             Err(e) => Err(CaptureError::Corrupt {

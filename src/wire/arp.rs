@@ -43,7 +43,11 @@ pub fn parse(d: &[u8]) -> Result<Arp, Malformed> {
     if d.len() < field::LEN {
         return Err(Malformed::truncated(Layer::Arp));
     }
-    if d[field::HTYPE] != [0, 1] || d[field::PTYPE] != [0x08, 0x00] || d[field::HLEN] != 6 || d[field::PLEN] != 4 {
+    if d[field::HTYPE] != [0, 1]
+        || d[field::PTYPE] != [0x08, 0x00]
+        || d[field::HLEN] != 6
+        || d[field::PLEN] != 4
+    {
         return Err(Malformed::invalid(Layer::Arp));
     }
     let mac = |r: std::ops::Range<usize>| {
@@ -87,7 +91,10 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(parse(&WHO_HAS[..27]).unwrap_err(), Malformed::truncated(Layer::Arp));
+        assert_eq!(
+            parse(&WHO_HAS[..27]).unwrap_err(),
+            Malformed::truncated(Layer::Arp)
+        );
         let mut bad = WHO_HAS;
         bad[5] = 16; // IPv6-sized protocol address
         assert_eq!(parse(&bad).unwrap_err(), Malformed::invalid(Layer::Arp));

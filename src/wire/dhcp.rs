@@ -65,7 +65,9 @@ pub fn parse(d: &[u8]) -> Result<Dhcp<'_>, Malformed> {
             option::PAD => at += 1,
             _ => {
                 let len = *d.get(at + 1).ok_or(Malformed::truncated(Layer::Dhcp))? as usize;
-                let value = d.get(at + 2..at + 2 + len).ok_or(Malformed::truncated(Layer::Dhcp))?;
+                let value = d
+                    .get(at + 2..at + 2 + len)
+                    .ok_or(Malformed::truncated(Layer::Dhcp))?;
                 match code {
                     option::HOST_NAME => out.host_name = Some(value),
                     option::VENDOR_CLASS => out.vendor_class = Some(value),
@@ -99,7 +101,10 @@ mod tests {
 
     #[test]
     fn discover_with_names() {
-        let m = request(&[53, 1, 1, 0, 12, 4, b'c', b'a', b'm', b'1', 60, 3, b'u', b'd', b'h', 50, 4, 192, 168, 1, 9, 255]);
+        let m = request(&[
+            53, 1, 1, 0, 12, 4, b'c', b'a', b'm', b'1', 60, 3, b'u', b'd', b'h', 50, 4, 192, 168,
+            1, 9, 255,
+        ]);
         let d = parse(&m).unwrap();
         assert_eq!(d.op, BOOTREQUEST);
         assert_eq!(d.message_type, Some(1));
@@ -116,7 +121,10 @@ mod tests {
         let mut bad = request(&[255]);
         bad[236] = 0;
         assert_eq!(parse(&bad).unwrap_err(), Malformed::invalid(Layer::Dhcp));
-        assert_eq!(parse(&bad[..200]).unwrap_err(), Malformed::truncated(Layer::Dhcp));
+        assert_eq!(
+            parse(&bad[..200]).unwrap_err(),
+            Malformed::truncated(Layer::Dhcp)
+        );
         // no END: options stop at the end of the bytes, without error
         assert_eq!(parse(&request(&[53, 1, 3])).unwrap().message_type, Some(3));
     }

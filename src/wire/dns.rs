@@ -64,7 +64,9 @@ impl Dns {
     pub fn is_unusual_query(&self) -> bool {
         !matches!(
             self.qtype,
-            None | Some(qtype::A | qtype::AAAA | qtype::PTR | qtype::SRV | qtype::SVCB | qtype::HTTPS)
+            None | Some(
+                qtype::A | qtype::AAAA | qtype::PTR | qtype::SRV | qtype::SVCB | qtype::HTTPS
+            )
         )
     }
 }
@@ -84,7 +86,9 @@ fn walk_name(msg: &[u8], mut at: usize, mut visit: impl FnMut(&[u8])) -> Result<
         match len & 0xc0 {
             0x00 if len == 0 => return Ok(end.unwrap_or(at + 1)),
             0x00 => {
-                let label = msg.get(at + 1..at + 1 + len).ok_or(Malformed::truncated(Layer::Dns))?;
+                let label = msg
+                    .get(at + 1..at + 1 + len)
+                    .ok_or(Malformed::truncated(Layer::Dns))?;
                 text += len + 1;
                 if text > MAX_NAME + 1 {
                     return Err(Malformed::invalid(Layer::Dns));
@@ -131,7 +135,15 @@ pub fn name_stats(msg: &[u8], at: usize) -> Result<(NameStats, usize), Malformed
         }
     }
     let len = (chars + u32::from(labels).saturating_sub(1)) as u16;
-    Ok((NameStats { len, labels, entropy, hash }, end))
+    Ok((
+        NameStats {
+            len,
+            labels,
+            entropy,
+            hash,
+        },
+        end,
+    ))
 }
 
 /// Parses a DNS message's header and first question.
@@ -151,7 +163,9 @@ pub fn parse(msg: &[u8]) -> Result<Dns, Malformed> {
     };
     if questions > 0 {
         let (stats, end) = name_stats(msg, field::HEADER_LEN)?;
-        let t = msg.get(end..end + 2).ok_or(Malformed::truncated(Layer::Dns))?;
+        let t = msg
+            .get(end..end + 2)
+            .ok_or(Malformed::truncated(Layer::Dns))?;
         dns.qtype = Some(u16::from_be_bytes([t[0], t[1]]));
         dns.name = Some(stats);
     }
@@ -160,7 +174,11 @@ pub fn parse(msg: &[u8]) -> Result<Dns, Malformed> {
 
 /// Copies the name at `at` into `out` in dotted text form, replacing anything that is not a
 /// printable ASCII character with `?`, truncating when `out` is full.
-pub fn write_name<const N: usize>(msg: &[u8], at: usize, out: &mut heapless::String<N>) -> Result<(), Malformed> {
+pub fn write_name<const N: usize>(
+    msg: &[u8],
+    at: usize,
+    out: &mut heapless::String<N>,
+) -> Result<(), Malformed> {
     out.clear();
     walk_name(msg, at, |label| {
         if !out.is_empty() {
@@ -189,7 +207,9 @@ pub fn host_name(msg: &[u8]) -> Result<Option<usize>, Malformed> {
     for _ in 0..be16(msg, field::ANCOUNT) {
         let owner = at;
         at = walk_name(msg, at, |_| {})?;
-        let fixed = msg.get(at..at + 10).ok_or(Malformed::truncated(Layer::Dns))?;
+        let fixed = msg
+            .get(at..at + 10)
+            .ok_or(Malformed::truncated(Layer::Dns))?;
         let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
         if rtype == qtype::A || rtype == qtype::AAAA {
             return Ok(Some(owner));
@@ -222,8 +242,13 @@ mod tests {
         assert_eq!(n.len, 16);
         assert_eq!(n.labels, 3);
         // 14 characters: a,1,b,2,e,x,a,m,p,l,e,c,o,m: 'a', 'e', 'm' twice, 8 others once
-        let expect = -(3.0 * (2.0f32 / 14.0) * (2.0f32 / 14.0).log2() + 8.0 * (1.0f32 / 14.0) * (1.0f32 / 14.0).log2());
-        assert!((n.entropy - expect).abs() < 1e-5, "{} vs {expect}", n.entropy);
+        let expect = -(3.0 * (2.0f32 / 14.0) * (2.0f32 / 14.0).log2()
+            + 8.0 * (1.0f32 / 14.0) * (1.0f32 / 14.0).log2());
+        assert!(
+            (n.entropy - expect).abs() < 1e-5,
+            "{} vs {expect}",
+            n.entropy
+        );
     }
 
     #[test]
@@ -235,7 +260,10 @@ mod tests {
         let d = parse(&r).unwrap();
         assert!(d.response);
         assert_eq!(d.rcode, RCODE_NXDOMAIN);
-        assert_eq!(d.name.unwrap().hash, parse(&QUERY).unwrap().name.unwrap().hash);
+        assert_eq!(
+            d.name.unwrap().hash,
+            parse(&QUERY).unwrap().name.unwrap().hash
+        );
     }
 
     #[test]
@@ -247,8 +275,13 @@ mod tests {
         let looping = [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 12, 0, 1, 0, 1];
         assert_eq!(parse(&looping).unwrap_err(), Malformed::invalid(Layer::Dns));
         // reserved label type 0x40
-        let reserved = [0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41, b'a', 0, 0, 1, 0, 1];
-        assert_eq!(parse(&reserved).unwrap_err(), Malformed::invalid(Layer::Dns));
+        let reserved = [
+            0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0x41, b'a', 0, 0, 1, 0, 1,
+        ];
+        assert_eq!(
+            parse(&reserved).unwrap_err(),
+            Malformed::invalid(Layer::Dns)
+        );
     }
 
     #[test]
@@ -267,7 +300,10 @@ mod tests {
         // response: no question; answer 1 PTR (skipped), answer 2 A with a compressed owner
         let msg: Vec<u8> = [
             &[0u8, 0, 0x84, 0, 0, 0, 0, 2, 0, 0, 0, 0][..],
-            &[4, b'_', b'h', b'a', b'p', 4, b'_', b't', b'c', b'p', 5, b'l', b'o', b'c', b'a', b'l', 0][..],
+            &[
+                4, b'_', b'h', b'a', b'p', 4, b'_', b't', b'c', b'p', 5, b'l', b'o', b'c', b'a',
+                b'l', 0,
+            ][..],
             &[0, 12, 0, 1, 0, 0, 0, 120, 0, 2, 0xc0, 12][..],
             &[4, b'h', b'u', b'b', 0x07, 0xc0, 22][..],
             &[0, 1, 0x80, 1, 0, 0, 0, 120, 0, 4, 192, 168, 1, 5][..],

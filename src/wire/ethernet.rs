@@ -55,7 +55,11 @@ impl Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.0;
-        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4], m[5])
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
     }
 }
 
@@ -107,11 +111,17 @@ pub fn parse(data: &[u8]) -> Result<Frame<'_>, Malformed> {
     let mut src = [0u8; 6];
     dst.copy_from_slice(&data[field::DESTINATION]);
     src.copy_from_slice(&data[field::SOURCE]);
-    let mut ethertype = u16::from_be_bytes([data[field::ETHERTYPE.start], data[field::ETHERTYPE.start + 1]]);
+    let mut ethertype = u16::from_be_bytes([
+        data[field::ETHERTYPE.start],
+        data[field::ETHERTYPE.start + 1],
+    ]);
     let mut rest = &data[field::HEADER_LEN..];
     let mut vlan = None;
     let mut tags = 0;
-    while matches!(ethertype, ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD) {
+    while matches!(
+        ethertype,
+        ethertype::VLAN | ethertype::QINQ | ethertype::QINQ_OLD
+    ) {
         if tags == MAX_TAGS {
             return Err(Malformed::invalid(Layer::Vlan));
         }
@@ -125,7 +135,13 @@ pub fn parse(data: &[u8]) -> Result<Frame<'_>, Malformed> {
         rest = &rest[field::TAG_LEN..];
         tags += 1;
     }
-    Ok(Frame { dst: Mac(dst), src: Mac(src), ethertype, vlan, payload: rest })
+    Ok(Frame {
+        dst: Mac(dst),
+        src: Mac(src),
+        ethertype,
+        vlan,
+        payload: rest,
+    })
 }
 
 #[cfg(test)]
@@ -168,8 +184,14 @@ mod tests {
 
     #[test]
     fn short_frames() {
-        assert_eq!(parse(&UNTAGGED[..13]).unwrap_err(), Malformed::truncated(Layer::Ethernet));
-        assert_eq!(parse(&QINQ[..17]).unwrap_err(), Malformed::truncated(Layer::Vlan));
+        assert_eq!(
+            parse(&UNTAGGED[..13]).unwrap_err(),
+            Malformed::truncated(Layer::Ethernet)
+        );
+        assert_eq!(
+            parse(&QINQ[..17]).unwrap_err(),
+            Malformed::truncated(Layer::Vlan)
+        );
     }
 
     #[test]

@@ -34,10 +34,20 @@ pub struct Icmp {
 
 impl Icmp {
     pub fn is_echo_request(&self) -> bool {
-        self.kind == if self.v6 { v6::ECHO_REQUEST } else { v4::ECHO_REQUEST }
+        self.kind
+            == if self.v6 {
+                v6::ECHO_REQUEST
+            } else {
+                v4::ECHO_REQUEST
+            }
     }
     pub fn is_unreachable(&self) -> bool {
-        self.kind == if self.v6 { v6::DEST_UNREACHABLE } else { v4::DEST_UNREACHABLE }
+        self.kind
+            == if self.v6 {
+                v6::DEST_UNREACHABLE
+            } else {
+                v4::DEST_UNREACHABLE
+            }
     }
 }
 
@@ -67,6 +77,9 @@ mod tests {
         let i6 = parse(&[1, 4], 56, true).unwrap();
         assert!(i6.is_unreachable() && i6.v6);
         assert_eq!(i6.payload_len, 48);
-        assert_eq!(parse(&msg[..1], 10, false).unwrap_err(), Malformed::truncated(Layer::Icmp));
+        assert_eq!(
+            parse(&msg[..1], 10, false).unwrap_err(),
+            Malformed::truncated(Layer::Icmp)
+        );
     }
 }

@@ -51,7 +51,11 @@ pub fn parse(d: &[u8]) -> Result<Ip<'_>, Malformed> {
     };
     // A zero length field (segmentation offload on the capturing host) falls back to what
     // was captured.
-    let l4_wire_len = if declared == 0 { payload.payload.len() as u32 } else { declared };
+    let l4_wire_len = if declared == 0 {
+        payload.payload.len() as u32
+    } else {
+        declared
+    };
     Ok(Ip {
         src: slice.source_addr(),
         dst: slice.destination_addr(),
@@ -91,7 +95,8 @@ mod tests {
 
     // IPv4, IHL 6 (one 4-byte option), total length 44, UDP, 10.0.0.2 -> 8.8.8.8
     const V4_OPTS: [u8; 32] = [
-        0x46, 0x00, 0x00, 0x2c, 0x00, 0x01, 0x00, 0x00, 64, 17, 0, 0, 10, 0, 0, 2, 8, 8, 8, 8, //
+        0x46, 0x00, 0x00, 0x2c, 0x00, 0x01, 0x00, 0x00, 64, 17, 0, 0, 10, 0, 0, 2, 8, 8, 8,
+        8, //
         0x94, 0x04, 0x00, 0x00, // router alert
         0x30, 0x39, 0x00, 0x35, 0x00, 0x18, 0x00, 0x00, // UDP header (payload cut off)
     ];
@@ -133,9 +138,18 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(parse(&V4_OPTS[..10]).unwrap_err(), Malformed::truncated(Layer::Ipv4));
-        assert_eq!(parse(&[0x60, 0, 0]).unwrap_err(), Malformed::truncated(Layer::Ipv6));
-        assert_eq!(parse(&[0x43, 0, 0, 0]).unwrap_err(), Malformed::invalid(Layer::Ipv4));
+        assert_eq!(
+            parse(&V4_OPTS[..10]).unwrap_err(),
+            Malformed::truncated(Layer::Ipv4)
+        );
+        assert_eq!(
+            parse(&[0x60, 0, 0]).unwrap_err(),
+            Malformed::truncated(Layer::Ipv6)
+        );
+        assert_eq!(
+            parse(&[0x43, 0, 0, 0]).unwrap_err(),
+            Malformed::invalid(Layer::Ipv4)
+        );
         assert!(parse(&[]).is_err());
         assert!(parse(&[0x10, 0, 0, 0]).is_err());
     }

@@ -56,10 +56,16 @@ pub struct Malformed {
 
 impl Malformed {
     pub const fn truncated(layer: Layer) -> Malformed {
-        Malformed { layer, problem: Problem::Truncated }
+        Malformed {
+            layer,
+            problem: Problem::Truncated,
+        }
     }
     pub const fn invalid(layer: Layer) -> Malformed {
-        Malformed { layer, problem: Problem::Invalid }
+        Malformed {
+            layer,
+            problem: Problem::Invalid,
+        }
     }
 
     /// Number of distinct reasons, for counting them in an array.
@@ -85,8 +91,15 @@ impl Malformed {
             Layer::Dns,
             Layer::Dhcp,
         ];
-        let problem = if index % 2 == 0 { Problem::Truncated } else { Problem::Invalid };
-        Malformed { layer: LAYERS[(index / 2) % LAYERS.len()], problem }
+        let problem = if index % 2 == 0 {
+            Problem::Truncated
+        } else {
+            Problem::Invalid
+        };
+        Malformed {
+            layer: LAYERS[(index / 2) % LAYERS.len()],
+            problem,
+        }
     }
 }
 
@@ -117,7 +130,11 @@ impl MalformedCounts {
     }
     /// The non-zero counts with their reasons.
     pub fn iter(&self) -> impl Iterator<Item = (Malformed, u64)> + '_ {
-        self.0.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, &n)| (Malformed::from_index(i), n))
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (Malformed::from_index(i), n))
     }
 }
 
@@ -125,7 +142,11 @@ impl MalformedCounts {
 #[derive(Clone, Copy, Debug)]
 pub enum Net {
     Arp(arp::Arp),
-    Ip { src: IpAddr, dst: IpAddr, fragment: bool },
+    Ip {
+        src: IpAddr,
+        dst: IpAddr,
+        fragment: bool,
+    },
     /// Any other EtherType (EAPOL, LLDP, 802.3 LLC frames...).
     Other(u16),
 }
@@ -135,7 +156,11 @@ pub enum Net {
 pub enum Transport {
     None,
     Tcp(tcp::Tcp),
-    Udp { src_port: u16, dst_port: u16, payload_len: u32 },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+        payload_len: u32,
+    },
     Icmp(icmp::Icmp),
 }
 
@@ -145,7 +170,11 @@ pub enum App<'a> {
     None,
     Dns(dns::Dns),
     /// An mDNS message, and in a response the offset of the announced host name in `msg`.
-    Mdns { dns: dns::Dns, msg: &'a [u8], host: Option<usize> },
+    Mdns {
+        dns: dns::Dns,
+        msg: &'a [u8],
+        host: Option<usize>,
+    },
     Dhcp(dhcp::Dhcp<'a>),
 }
 
@@ -206,7 +235,11 @@ pub fn parse<'a>(link: LinkType, pkt: &Packet<'a>) -> Result<Summary<'a>, Malfor
             (f.src, f.dst, f.vlan, f.ethertype, f.payload)
         }
         LinkType::LinuxSll | LinkType::LinuxSll2 => {
-            let c = if link == LinkType::LinuxSll { sll::parse_v1(pkt.data)? } else { sll::parse_v2(pkt.data)? };
+            let c = if link == LinkType::LinuxSll {
+                sll::parse_v1(pkt.data)?
+            } else {
+                sll::parse_v2(pkt.data)?
+            };
             (c.src, c.dst, None, c.protocol, c.payload)
         }
         LinkType::RawIp => {
@@ -232,7 +265,11 @@ pub fn parse<'a>(link: LinkType, pkt: &Packet<'a>) -> Result<Summary<'a>, Malfor
         ethernet::ethertype::ARP => s.net = Net::Arp(arp::parse(payload)?),
         ethernet::ethertype::IPV4 | ethernet::ethertype::IPV6 => {
             let ip = ip::parse(payload)?;
-            s.net = Net::Ip { src: ip.src, dst: ip.dst, fragment: ip.fragment };
+            s.net = Net::Ip {
+                src: ip.src,
+                dst: ip.dst,
+                fragment: ip.fragment,
+            };
             if link == LinkType::RawIp {
                 s.src_mac = pseudo_mac(&ip.src);
                 s.dst_mac = pseudo_mac(&ip.dst);
@@ -260,11 +297,19 @@ fn parse_transport<'a>(s: &mut Summary<'a>, ip: &ip::Ip<'a>) -> Result<(), Malfo
     match ip.protocol {
         proto::TCP => s.transport = Transport::Tcp(tcp::parse(ip.l4, ip.l4_wire_len)?),
         proto::ICMP | proto::ICMPV6 => {
-            s.transport = Transport::Icmp(icmp::parse(ip.l4, ip.l4_wire_len, ip.protocol == proto::ICMPV6)?)
+            s.transport = Transport::Icmp(icmp::parse(
+                ip.l4,
+                ip.l4_wire_len,
+                ip.protocol == proto::ICMPV6,
+            )?)
         }
         proto::UDP => {
             let u = udp::parse(ip.l4, ip.l4_wire_len)?;
-            s.transport = Transport::Udp { src_port: u.src_port, dst_port: u.dst_port, payload_len: u.payload_len };
+            s.transport = Transport::Udp {
+                src_port: u.src_port,
+                dst_port: u.dst_port,
+                payload_len: u.payload_len,
+            };
             s.app = parse_app(&u)?;
         }
         _ => {}
@@ -276,8 +321,16 @@ fn parse_app<'a>(u: &udp::Udp<'a>) -> Result<App<'a>, Malformed> {
     let either = |p: u16| u.src_port == p || u.dst_port == p;
     Ok(if either(port::MDNS) {
         let dns = dns::parse(u.payload)?;
-        let host = if dns.response { dns::host_name(u.payload).unwrap_or(None) } else { None };
-        App::Mdns { dns, msg: u.payload, host }
+        let host = if dns.response {
+            dns::host_name(u.payload).unwrap_or(None)
+        } else {
+            None
+        };
+        App::Mdns {
+            dns,
+            msg: u.payload,
+            host,
+        }
     } else if either(port::DNS) {
         App::Dns(dns::parse(u.payload)?)
     } else if (u.src_port, u.dst_port) == (port::DHCP_CLIENT, port::DHCP_SERVER) {
@@ -305,13 +358,19 @@ mod tests {
     use super::*;
 
     fn pkt(data: &[u8]) -> Packet<'_> {
-        Packet { ts_ns: 1, data, wire_len: data.len() as u32 }
+        Packet {
+            ts_ns: 1,
+            data,
+            wire_len: data.len() as u32,
+        }
     }
 
     // Ethernet / 802.1Q VLAN 100 / IPv4 192.168.1.129 -> 52.1.2.3 / TCP 40000 -> 443 SYN
     const TAGGED_SYN: [u8; 58] = [
-        0x00, 0x1c, 0x7f, 0x53, 0xd0, 0x28, 0xf4, 0xb8, 0x5e, 0xff, 0x2b, 0x1b, 0x81, 0x00, 0x00, 0x64, 0x08, 0x00, //
-        0x45, 0x00, 0x00, 0x28, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 192, 168, 1, 129, 52, 1, 2, 3, //
+        0x00, 0x1c, 0x7f, 0x53, 0xd0, 0x28, 0xf4, 0xb8, 0x5e, 0xff, 0x2b, 0x1b, 0x81, 0x00, 0x00,
+        0x64, 0x08, 0x00, //
+        0x45, 0x00, 0x00, 0x28, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x00, 0x00, 192, 168, 1, 129,
+        52, 1, 2, 3, //
         0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
     ];
 
@@ -320,9 +379,16 @@ mod tests {
         let s = parse(LinkType::Ethernet, &pkt(&TAGGED_SYN)).unwrap();
         assert_eq!(s.src_mac.to_string(), "f4:b8:5e:ff:2b:1b");
         assert_eq!(s.vlan, Some(100));
-        let Net::Ip { src, dst, fragment } = s.net else { panic!("not IP: {:?}", s.net) };
-        assert_eq!((src.to_string().as_str(), dst.to_string().as_str(), fragment), ("192.168.1.129", "52.1.2.3", false));
-        let Transport::Tcp(t) = s.transport else { panic!("not TCP") };
+        let Net::Ip { src, dst, fragment } = s.net else {
+            panic!("not IP: {:?}", s.net)
+        };
+        assert_eq!(
+            (src.to_string().as_str(), dst.to_string().as_str(), fragment),
+            ("192.168.1.129", "52.1.2.3", false)
+        );
+        let Transport::Tcp(t) = s.transport else {
+            panic!("not TCP")
+        };
         assert!(t.is_syn());
         assert_eq!(t.dst_port, 443);
         assert!(s.issue.is_none());
@@ -331,7 +397,15 @@ mod tests {
     #[test]
     fn damaged_transport_keeps_the_ip_layer() {
         let cut = &TAGGED_SYN[..18 + 20 + 10];
-        let s = parse(LinkType::Ethernet, &Packet { ts_ns: 1, data: cut, wire_len: 58 }).unwrap();
+        let s = parse(
+            LinkType::Ethernet,
+            &Packet {
+                ts_ns: 1,
+                data: cut,
+                wire_len: 58,
+            },
+        )
+        .unwrap();
         assert!(matches!(s.net, Net::Ip { .. }));
         assert!(matches!(s.transport, Transport::None));
         assert_eq!(s.issue, Some(Malformed::truncated(Layer::Tcp)));
@@ -347,9 +421,18 @@ mod tests {
 
     #[test]
     fn link_damage_is_an_error() {
-        assert_eq!(parse(LinkType::Ethernet, &pkt(&TAGGED_SYN[..10])).unwrap_err(), Malformed::truncated(Layer::Ethernet));
-        assert_eq!(parse(LinkType::Ethernet, &pkt(&TAGGED_SYN[..20])).unwrap_err(), Malformed::truncated(Layer::Ipv4));
-        assert_eq!(parse(LinkType::LinuxSll2, &pkt(&TAGGED_SYN[..10])).unwrap_err(), Malformed::truncated(Layer::Sll));
+        assert_eq!(
+            parse(LinkType::Ethernet, &pkt(&TAGGED_SYN[..10])).unwrap_err(),
+            Malformed::truncated(Layer::Ethernet)
+        );
+        assert_eq!(
+            parse(LinkType::Ethernet, &pkt(&TAGGED_SYN[..20])).unwrap_err(),
+            Malformed::truncated(Layer::Ipv4)
+        );
+        assert_eq!(
+            parse(LinkType::LinuxSll2, &pkt(&TAGGED_SYN[..10])).unwrap_err(),
+            Malformed::truncated(Layer::Sll)
+        );
     }
 
     #[test]

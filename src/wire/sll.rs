@@ -42,7 +42,14 @@ fn be16(d: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([d[at], d[at + 1]])
 }
 
-fn cooked(data: &[u8], pkttype: u16, halen: u8, addr: usize, protocol: u16, hlen: usize) -> Cooked<'_> {
+fn cooked(
+    data: &[u8],
+    pkttype: u16,
+    halen: u8,
+    addr: usize,
+    protocol: u16,
+    hlen: usize,
+) -> Cooked<'_> {
     let mut src = Mac::UNKNOWN;
     if halen == 6 {
         src.0.copy_from_slice(&data[addr..addr + 6]);
@@ -53,7 +60,12 @@ fn cooked(data: &[u8], pkttype: u16, halen: u8, addr: usize, protocol: u16, hlen
         pkttype::MULTICAST => Mac([0x01, 0, 0x5e, 0, 0, 0]),
         _ => Mac::UNKNOWN,
     };
-    Cooked { src, dst, protocol, payload: &data[hlen..] }
+    Cooked {
+        src,
+        dst,
+        protocol,
+        payload: &data[hlen..],
+    }
 }
 
 /// Parses a Linux cooked capture v1 header.
@@ -63,7 +75,14 @@ pub fn parse_v1(data: &[u8]) -> Result<Cooked<'_>, Malformed> {
         return Err(Malformed::truncated(Layer::Sll));
     }
     let halen = be16(data, HALEN).min(255) as u8;
-    Ok(cooked(data, be16(data, PKTTYPE), halen, ADDR, be16(data, PROTOCOL), HEADER_LEN))
+    Ok(cooked(
+        data,
+        be16(data, PKTTYPE),
+        halen,
+        ADDR,
+        be16(data, PROTOCOL),
+        HEADER_LEN,
+    ))
 }
 
 /// Parses a Linux cooked capture v2 header.
@@ -72,7 +91,14 @@ pub fn parse_v2(data: &[u8]) -> Result<Cooked<'_>, Malformed> {
     if data.len() < HEADER_LEN {
         return Err(Malformed::truncated(Layer::Sll));
     }
-    Ok(cooked(data, data[PKTTYPE] as u16, data[HALEN], ADDR, be16(data, PROTOCOL), HEADER_LEN))
+    Ok(cooked(
+        data,
+        data[PKTTYPE] as u16,
+        data[HALEN],
+        ADDR,
+        be16(data, PROTOCOL),
+        HEADER_LEN,
+    ))
 }
 
 #[cfg(test)]
@@ -113,6 +139,9 @@ mod tests {
         assert!(c.dst.is_broadcast());
         assert_eq!(c.protocol, 0x0806);
         assert!(c.payload.is_empty());
-        assert_eq!(parse_v2(&h[..19]).unwrap_err(), Malformed::truncated(Layer::Sll));
+        assert_eq!(
+            parse_v2(&h[..19]).unwrap_err(),
+            Malformed::truncated(Layer::Sll)
+        );
     }
 }

@@ -96,7 +96,10 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(parse(&SYN_CUT[..13], 40).unwrap_err(), Malformed::truncated(Layer::Tcp));
+        assert_eq!(
+            parse(&SYN_CUT[..13], 40).unwrap_err(),
+            Malformed::truncated(Layer::Tcp)
+        );
         let mut bad = SYN_CUT;
         bad[12] = 0x40; // data offset 4 words: shorter than a header
         assert_eq!(parse(&bad, 40).unwrap_err(), Malformed::invalid(Layer::Tcp));

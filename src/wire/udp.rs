@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn malformed() {
-        assert_eq!(parse(&DNS_QUERY_HDR[..7], 12).unwrap_err(), Malformed::truncated(Layer::Udp));
+        assert_eq!(
+            parse(&DNS_QUERY_HDR[..7], 12).unwrap_err(),
+            Malformed::truncated(Layer::Udp)
+        );
         let mut bad = DNS_QUERY_HDR;
         bad[5] = 4; // length shorter than the header
         assert_eq!(parse(&bad, 12).unwrap_err(), Malformed::invalid(Layer::Udp));
