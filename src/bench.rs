@@ -1,1 +1,4 @@
 //! todo
+pub fn command(_a: crate::cli::BenchArgs) -> Result<(), String> {
+    Err("todo".into())
+}

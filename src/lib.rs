@@ -13,6 +13,8 @@
 
 pub mod bench;
 pub mod capture;
+pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod device;
 pub mod export;

@@ -21,7 +21,10 @@ const MAX_GATEWAYS: usize = 8;
 #[derive(Clone, Debug)]
 struct Candidate {
     mac: Mac,
+    /// Internet IPs seen behind M, as destinations (or as sources, in cooked captures).
     seen: heapless::Vec<u64, EVIDENCE>,
+    /// M sent a frame from an internet IP.
+    sent_from_internet: bool,
 }
 
 /// Gateway detection state.
@@ -53,6 +56,30 @@ impl Gateways {
         &self.known
     }
 
+    /// The candidate entry for `mac` (made if new, the oldest dropped if full); `None` for
+    /// group addresses and known gateways.
+    fn candidate(&mut self, mac: Mac) -> Option<&mut Candidate> {
+        if !mac.is_unicast() || self.is_gateway(&mac) {
+            return None;
+        }
+        let pos = match self.candidates.iter().position(|c| c.mac == mac) {
+            Some(p) => p,
+            None => {
+                if self.candidates.is_full() {
+                    self.candidates.pop_front();
+                }
+                let fresh = Candidate {
+                    mac,
+                    seen: heapless::Vec::new(),
+                    sent_from_internet: false,
+                };
+                let _ = self.candidates.push_back(fresh);
+                self.candidates.len() - 1
+            }
+        };
+        self.candidates.get_mut(pos)
+    }
+
     /// Looks at one packet; returns a MAC that this packet made a gateway.
     pub fn observe(&mut self, s: &Summary<'_>) -> Option<Mac> {
         if !self.auto || self.known.is_full() {
@@ -61,33 +88,28 @@ impl Gateways {
         let Net::Ip { src, dst, .. } = s.net else {
             return None;
         };
-        let (mac, ip): (Mac, IpAddr) = if s.dst_mac == Mac::UNKNOWN {
+        let cooked = s.dst_mac == Mac::UNKNOWN;
+        if !cooked && !is_local(&src) {
+            if let Some(c) = self.candidate(s.src_mac) {
+                c.sent_from_internet = true;
+            }
+        }
+        let (mac, ip): (Mac, IpAddr) = if cooked {
             (s.src_mac, src)
         } else {
             (s.dst_mac, dst)
         };
-        if !mac.is_unicast() || is_local(&ip) || self.is_gateway(&mac) {
+        if is_local(&ip) {
             return None;
         }
         let h = hash_ip(&ip);
-        let pos = match self.candidates.iter().position(|c| c.mac == mac) {
-            Some(p) => p,
-            None => {
-                if self.candidates.is_full() {
-                    self.candidates.pop_front();
-                }
-                let _ = self.candidates.push_back(Candidate {
-                    mac,
-                    seen: heapless::Vec::new(),
-                });
-                self.candidates.len() - 1
-            }
-        };
-        let c = self.candidates.get_mut(pos).expect("position is in range");
+        let c = self.candidate(mac)?;
         if !c.seen.contains(&h) {
             let _ = c.seen.push(h);
         }
-        if c.seen.len() >= EVIDENCE {
+        let proven =
+            c.seen.len() >= EVIDENCE || (!cooked && c.sent_from_internet && !c.seen.is_empty());
+        if proven {
             let _ = self.known.push(mac);
             return Some(mac);
         }

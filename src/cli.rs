@@ -1,0 +1,133 @@
+//! The command line: argh definitions only. Each subcommand's help is what `iotad help`
+//! prints and what the README quotes.
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use crate::export::Format;
+
+/// iotad: an IoT network anomaly detector. It reads traffic with libpcap, keeps per-device
+/// feature windows, and (with a model) flags devices that stop behaving like themselves.
+#[derive(FromArgs, Debug)]
+pub struct Cli {
+    #[argh(subcommand)]
+    pub command: Command,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Features(FeaturesArgs),
+    Replay(ReplayArgs),
+    Synth(SynthArgs),
+    Bench(BenchArgs),
+}
+
+/// Write one row of features per device and window (the model's training data).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "features")]
+pub struct FeaturesArgs {
+    /// capture files (pcap or pcapng; - reads standard input); each is cut into windows on
+    /// its own
+    #[argh(positional)]
+    pub captures: Vec<PathBuf>,
+    /// output file (default: standard output)
+    #[argh(option, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// output format: csv (default) or jsonl
+    #[argh(option, default = "Format::Csv")]
+    pub format: Format,
+    /// BPF filter applied while reading (tcpdump syntax)
+    #[argh(option)]
+    pub filter: Option<String>,
+    /// configuration file (JSON); flags below override it
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// window length in seconds (default 10)
+    #[argh(option)]
+    pub window_secs: Option<u32>,
+    /// MAC address of a gateway (repeatable); others are detected from traffic
+    #[argh(option)]
+    pub gateway: Vec<String>,
+    /// print counters and peak memory to stderr at the end
+    #[argh(switch)]
+    pub stats: bool,
+    /// print the feature table (Markdown) and exit
+    #[argh(switch)]
+    pub list: bool,
+}
+
+/// Run captures through the offline pipeline and summarize every device found.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "replay")]
+pub struct ReplayArgs {
+    /// capture files (pcap or pcapng; - reads standard input)
+    #[argh(positional)]
+    pub captures: Vec<PathBuf>,
+    /// BPF filter applied while reading (tcpdump syntax)
+    #[argh(option)]
+    pub filter: Option<String>,
+    /// configuration file (JSON); flags below override it
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// window length in seconds (default 10)
+    #[argh(option)]
+    pub window_secs: Option<u32>,
+    /// MAC address of a gateway (repeatable); others are detected from traffic
+    #[argh(option)]
+    pub gateway: Vec<String>,
+    /// print JSON lines instead of a table
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// Write a synthetic capture of a small home network, with attacks injected on request.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "synth")]
+pub struct SynthArgs {
+    /// output pcap file
+    #[argh(option, short = 'o')]
+    pub out: PathBuf,
+    /// random seed: the same seed writes the same file
+    #[argh(option, default = "1")]
+    pub seed: u64,
+    /// length of the capture in seconds (default 3600)
+    #[argh(option, default = "3600")]
+    pub duration: u64,
+    /// number of devices (default 6: camera, plug, hub, phone, and more of each)
+    #[argh(option, default = "6")]
+    pub devices: usize,
+    /// stop after this many packets (the capture is then shorter than --duration)
+    #[argh(option)]
+    pub packets: Option<u64>,
+    /// inject an attack: KIND@SECONDS:MAC, KIND one of portscan, synflood, udpflood,
+    /// telnet-brute, dns-tunnel, arp-scan; SECONDS from the capture's start; MAC of a
+    /// synthesized device (see --list-devices) (repeatable)
+    #[argh(option)]
+    pub attack: Vec<String>,
+    /// write the ground truth (what was sent, per device and window) as JSON to this file
+    #[argh(option)]
+    pub truth: Option<PathBuf>,
+    /// print the synthesized devices (MAC, IP, kind) and exit
+    #[argh(switch)]
+    pub list_devices: bool,
+}
+
+/// Measure the pipeline's speed and memory on a capture (a synthesized one by default).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "bench")]
+pub struct BenchArgs {
+    /// capture to measure (default: synthesize one of --packets packets)
+    #[argh(positional)]
+    pub capture: Option<PathBuf>,
+    /// packets in the synthesized capture (default 1000000)
+    #[argh(option, default = "1_000_000")]
+    pub packets: u64,
+    /// devices in the synthesized capture (default 256)
+    #[argh(option, default = "256")]
+    pub devices: usize,
+    /// timed repetitions of each measurement; the best is reported (default 3)
+    #[argh(option, default = "3")]
+    pub repeat: u32,
+}

@@ -1,0 +1,265 @@
+//! One short function per subcommand: read the options, wire the stages, report.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::cli::{FeaturesArgs, ReplayArgs};
+use crate::config::Config;
+use crate::device::{oui, Table};
+use crate::export::{Row, WindowWriter};
+use crate::pipeline::{run_capture, Pipeline};
+use crate::window::features;
+
+/// An error for the person at the terminal, and whether work was done before it.
+pub type CmdResult = Result<(), String>;
+
+/// Builds the configuration from a file and the flags that override it.
+pub fn config(
+    path: Option<&Path>,
+    window_secs: Option<u32>,
+    gateways: &[String],
+) -> Result<Config, String> {
+    let mut cfg = Config::load(path)?;
+    if let Some(w) = window_secs {
+        cfg.window_secs = w;
+    }
+    cfg.gateways.extend(gateways.iter().cloned());
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+fn need_captures(captures: &[PathBuf]) -> CmdResult {
+    if captures.is_empty() {
+        return Err(
+            "no capture given: name one or more pcap/pcapng files, or - for standard input".into(),
+        );
+    }
+    Ok(())
+}
+
+/// Runs every capture, calling `each` with the finished pipeline; damaged captures are
+/// reported after all captures were processed.
+fn for_each_capture(
+    captures: &[PathBuf],
+    filter: Option<&str>,
+    cfg: &Config,
+    mut emit: impl FnMut(&str, crate::pipeline::WindowOut<'_>) -> io::Result<()>,
+    mut each: impl FnMut(&str, &Pipeline) -> CmdResult,
+) -> CmdResult {
+    let mut errors = Vec::new();
+    for path in captures {
+        let name = path.display().to_string();
+        let mut write_err = None;
+        let run = run_capture(path, filter, cfg, &mut |w| {
+            if write_err.is_none() {
+                write_err = emit(&name, w).err();
+            }
+        });
+        if let Some(e) = write_err {
+            return Err(format!("cannot write output: {e}"));
+        }
+        match run {
+            Ok((pipeline, damage)) => {
+                each(&name, &pipeline)?;
+                if let Some(d) = damage {
+                    errors.push(d.to_string());
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("\n"))
+    }
+}
+
+pub fn features(a: FeaturesArgs) -> CmdResult {
+    if a.list {
+        print!("{}", features::markdown_table());
+        return Ok(());
+    }
+    need_captures(&a.captures)?;
+    let cfg = config(a.config.as_deref(), a.window_secs, &a.gateway)?;
+    let out: Box<dyn Write> = match &a.out {
+        Some(p) => {
+            Box::new(File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?)
+        }
+        None => Box::new(io::stdout().lock()),
+    };
+    let mut writer = WindowWriter::new(BufWriter::with_capacity(64 * 1024, out), a.format)
+        .map_err(|e| format!("cannot write output: {e}"))?;
+    let result = for_each_capture(
+        &a.captures,
+        a.filter.as_deref(),
+        &cfg,
+        |name, w| {
+            let Some(dev) = w.table.get(w.closed.device) else {
+                return Ok(());
+            };
+            writer.write(&Row {
+                capture: name,
+                mac: dev.mac,
+                start_ns: w.closed.start_ns,
+                features: w.closed.features,
+            })
+        },
+        |name, p| {
+            if a.stats {
+                eprint!("{}", stats_text(name, p));
+            }
+            Ok(())
+        },
+    );
+    let rows = writer.rows();
+    writer
+        .finish()
+        .map_err(|e| format!("cannot write output: {e}"))?;
+    if a.stats {
+        eprintln!("rows written: {rows}");
+        if let Some(kb) = peak_rss_kb() {
+            eprintln!("peak RSS: {kb} kB");
+        }
+    }
+    result
+}
+
+/// Counters of one pipeline run, for stderr.
+fn stats_text(name: &str, p: &Pipeline) -> String {
+    let st = p.stats();
+    let mut s = format!(
+        "{name}: {} packets, {} devices seen, {} evicted, {} gateways, {} unattributed, {} windows",
+        st.packets,
+        p.table().stats().devices_seen,
+        p.table().stats().evicted,
+        p.table().gateways().len(),
+        st.unattributed,
+        p.windows().stats().closed,
+    );
+    let ws = p.windows().stats();
+    if ws.late_packets > 0 || ws.skipped_windows > 0 {
+        s += &format!(
+            ", {} out-of-order packets, {} empty windows skipped",
+            ws.late_packets, ws.skipped_windows
+        );
+    }
+    s.push('\n');
+    for (m, n) in st.malformed.iter() {
+        s += &format!("  dropped {n} packets: {m}\n");
+    }
+    for (m, n) in st.damaged_upper.iter() {
+        s += &format!("  kept {n} packets with damaged {m}\n");
+    }
+    s
+}
+
+/// The process's peak resident set (VmHWM), from /proc.
+pub fn peak_rss_kb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One device's summary after a replay.
+#[derive(serde::Serialize)]
+struct DeviceSummary<'a> {
+    capture: &'a str,
+    mac: String,
+    vendor: Option<&'a str>,
+    name: &'a str,
+    vendor_class: &'a str,
+    ipv4: Vec<String>,
+    ipv6: Vec<String>,
+    packets_out: u64,
+    packets_in: u64,
+    first_seen: String,
+    last_seen: String,
+}
+
+pub fn replay(a: ReplayArgs) -> CmdResult {
+    need_captures(&a.captures)?;
+    let cfg = config(a.config.as_deref(), a.window_secs, &a.gateway)?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    for_each_capture(
+        &a.captures,
+        a.filter.as_deref(),
+        &cfg,
+        |_, _| Ok(()),
+        |name, p| {
+            print_summary(&mut out, name, p, &cfg, a.json)
+                .map_err(|e| format!("cannot write output: {e}"))
+        },
+    )
+}
+
+fn print_summary(
+    out: &mut impl Write,
+    name: &str,
+    p: &Pipeline,
+    cfg: &Config,
+    json: bool,
+) -> io::Result<()> {
+    let table: &Table = p.table();
+    let ouis: Vec<u32> = table.devices().map(|(_, d)| d.mac.oui()).collect();
+    let vendors = oui::lookup(&cfg.oui_file, &ouis);
+    let rows: Vec<DeviceSummary<'_>> = table
+        .devices()
+        .map(|(_, d)| DeviceSummary {
+            capture: name,
+            mac: d.mac.to_string(),
+            vendor: vendors.get(&d.mac.oui()).map(String::as_str),
+            name: d.identity.name(),
+            vendor_class: &d.identity.vendor_class,
+            ipv4: d.identity.ipv4.iter().map(|a| a.to_string()).collect(),
+            ipv6: d.identity.ipv6.iter().map(|a| a.to_string()).collect(),
+            packets_out: d.packets_out,
+            packets_in: d.packets_in,
+            first_seen: crate::export::Rfc3339(d.first_seen_ns).to_string(),
+            last_seen: crate::export::Rfc3339(d.last_seen_ns).to_string(),
+        })
+        .collect();
+    if json {
+        for r in &rows {
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string(r).map_err(io::Error::other)?
+            )?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{}", stats_text(name, p).trim_end())?;
+    let gws: Vec<String> = table.gateways().iter().map(|m| m.to_string()).collect();
+    writeln!(
+        out,
+        "  gateways: {}",
+        if gws.is_empty() {
+            "none found".into()
+        } else {
+            gws.join(", ")
+        }
+    )?;
+    writeln!(
+        out,
+        "  {:<17}  {:<15}  {:>9}  {:>9}  {:<20}  {:<24}  name",
+        "device", "ipv4", "pkts out", "pkts in", "first seen", "vendor"
+    )?;
+    for r in &rows {
+        let vendor: String = r.vendor.unwrap_or("-").chars().take(24).collect();
+        writeln!(
+            out,
+            "  {:<17}  {:<15}  {:>9}  {:>9}  {:<20}  {:<24}  {}",
+            r.mac,
+            r.ipv4.first().map(String::as_str).unwrap_or("-"),
+            r.packets_out,
+            r.packets_in,
+            r.first_seen,
+            vendor,
+            if r.name.is_empty() { "-" } else { r.name }
+        )?;
+    }
+    Ok(())
+}
