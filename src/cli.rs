@@ -86,9 +86,9 @@ pub struct ReplayArgs {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "synth")]
 pub struct SynthArgs {
-    /// output pcap file
+    /// output pcap file (required unless --list-devices)
     #[argh(option, short = 'o')]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
     /// random seed: the same seed writes the same file
     #[argh(option, default = "1")]
     pub seed: u64,

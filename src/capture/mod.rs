@@ -182,6 +182,8 @@ impl Source {
             Ok(p) => {
                 self.index += 1;
                 let h = p.header;
+                // time_t and suseconds_t are narrower on some targets
+                #[allow(clippy::unnecessary_cast)]
                 let ts_ns = (h.ts.tv_sec as i64)
                     .max(0)
                     .saturating_mul(1_000_000_000)

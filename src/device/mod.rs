@@ -365,7 +365,7 @@ mod tests {
             [192, 168, 1, 9],
         ));
         assert!(o.sender.is_none());
-        assert_eq!(o.receiver.unwrap().new, false);
+        assert!(!o.receiver.unwrap().new);
         assert_eq!(t.len(), 1);
         let (_, d) = t.devices().next().unwrap();
         assert_eq!(d.identity.ipv4.as_slice(), &[Ipv4Addr::new(192, 168, 1, 9)]);

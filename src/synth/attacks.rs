@@ -1,0 +1,343 @@
+//! Attacks the synthesizer injects: `KIND@SECONDS[+DURATION]:MAC` starts KIND from the
+//! device with that MAC, SECONDS after the capture's start, for DURATION seconds (default 60).
+//! The victim is the next synthesized device (the router when there is only one device).
+
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use super::frames::{self, Host};
+use super::{Network, Out, ROUTER, SECOND, START_NS};
+use crate::wire::arp::{REPLY, REQUEST};
+use crate::wire::tcp::flags::{ACK, PSH, RST, SYN};
+use crate::wire::{port, Mac};
+
+const MS: u64 = 1_000_000;
+/// Attacks act ten times a second.
+const TICK: u64 = 100 * MS;
+
+/// The kinds of attack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum AttackKind {
+    /// TCP SYN scan of the victim's ports 1..: 100 ports a second.
+    PortScan,
+    /// SYN flood of the victim's port 80: 500 SYNs a second.
+    SynFlood,
+    /// UDP flood of random victim ports: 500 datagrams of 512 bytes a second.
+    UdpFlood,
+    /// Telnet logins to the victim's port 23: two attempts a second.
+    TelnetBrute,
+    /// DNS tunnelling: ten TXT queries a second with 50-character encoded labels.
+    DnsTunnel,
+    /// ARP requests for every address of the /24: 50 a second.
+    ArpScan,
+}
+
+impl AttackKind {
+    pub const ALL: [AttackKind; 6] = [
+        AttackKind::PortScan,
+        AttackKind::SynFlood,
+        AttackKind::UdpFlood,
+        AttackKind::TelnetBrute,
+        AttackKind::DnsTunnel,
+        AttackKind::ArpScan,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackKind::PortScan => "portscan",
+            AttackKind::SynFlood => "synflood",
+            AttackKind::UdpFlood => "udpflood",
+            AttackKind::TelnetBrute => "telnet-brute",
+            AttackKind::DnsTunnel => "dns-tunnel",
+            AttackKind::ArpScan => "arp-scan",
+        }
+    }
+}
+
+/// An attack as given on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    pub kind: AttackKind,
+    pub start_s: u64,
+    pub duration_s: u64,
+    pub mac: Mac,
+}
+
+impl FromStr for Spec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Spec, String> {
+        let usage = || {
+            format!("attack {s:?}: expected KIND@SECONDS[+DURATION]:MAC, e.g. portscan@600:02:10:00:00:00:00")
+        };
+        let (kind, rest) = s.split_once('@').ok_or_else(usage)?;
+        let kind = AttackKind::ALL
+            .into_iter()
+            .find(|k| k.name() == kind)
+            .ok_or_else(|| {
+                let names: Vec<_> = AttackKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "attack {s:?}: unknown kind {kind:?}; kinds: {}",
+                    names.join(", ")
+                )
+            })?;
+        let (when, mac) = rest.split_once(':').ok_or_else(usage)?;
+        let (start, duration) = match when.split_once('+') {
+            Some((a, b)) => (a, Some(b)),
+            None => (when, None),
+        };
+        let start_s = start.parse().map_err(|_| usage())?;
+        let duration_s = duration
+            .map(str::parse)
+            .transpose()
+            .map_err(|_| usage())?
+            .unwrap_or(60);
+        let mac = Mac::parse(mac).ok_or_else(usage)?;
+        Ok(Spec {
+            kind,
+            start_s,
+            duration_s,
+            mac,
+        })
+    }
+}
+
+/// A running attack.
+pub struct Attack {
+    pub kind: AttackKind,
+    pub index: u16,
+    pub start: u64,
+    pub end: u64,
+    attacker: Host,
+    attacker_idx: u16,
+    victim: Host,
+    victim_idx: Option<u16>,
+    counter: u64,
+}
+
+impl Attack {
+    pub fn new(spec: &Spec, index: u16, net: &Network) -> Result<Attack, String> {
+        let a = net
+            .by_mac(&spec.mac)
+            .ok_or_else(|| format!("attack from {}: no such synthesized device", spec.mac))?;
+        let victim = net
+            .devices
+            .get((a.index as usize + 1) % net.devices.len())
+            .filter(|v| v.index != a.index);
+        Ok(Attack {
+            kind: spec.kind,
+            index,
+            start: START_NS + spec.start_s * SECOND,
+            end: START_NS + (spec.start_s + spec.duration_s) * SECOND,
+            attacker: a.host(),
+            attacker_idx: a.index,
+            victim: victim.map(|v| v.host()).unwrap_or(ROUTER),
+            victim_idx: victim.map(|v| v.index),
+            counter: 0,
+        })
+    }
+
+    /// The victim's address, for the ground truth.
+    pub fn victim_ip(&self) -> Ipv4Addr {
+        self.victim.ip
+    }
+
+    fn send(&self, out: &mut Out<'_>, ts: u64, mut f: frames::Frame, outbound: bool) {
+        f.meta.attack = Some(self.index);
+        if outbound {
+            out.send(ts, f, Some(self.attacker_idx), self.victim_idx);
+        } else {
+            out.send(ts, f, self.victim_idx, Some(self.attacker_idx));
+        }
+    }
+
+    fn tcp_out(&self, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> frames::Frame {
+        let (a, v) = (self.attacker, self.victim);
+        frames::tcp(a.mac, v.mac, a.ip, v.ip, sport, dport, flags, 7, payload)
+    }
+
+    fn tcp_back(&self, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> frames::Frame {
+        let (a, v) = (self.attacker, self.victim);
+        frames::tcp(v.mac, a.mac, v.ip, a.ip, dport, sport, flags, 9, payload)
+    }
+
+    /// One tick of the attack.
+    pub fn act(&mut self, now: u64, out: &mut Out<'_>) -> Option<u64> {
+        if now >= self.end {
+            return None;
+        }
+        let (a, v) = (self.attacker, self.victim);
+        match self.kind {
+            AttackKind::PortScan => {
+                for i in 0..10u64 {
+                    let dport = (self.counter % 65535 + 1) as u16;
+                    self.counter += 1;
+                    let t = now + i * 10 * MS;
+                    self.send(out, t, self.tcp_out(61000, dport, SYN, &[]), true);
+                    let open = matches!(dport, 22 | 80 | 443 | 8080);
+                    self.send(
+                        out,
+                        t + MS,
+                        self.tcp_back(61000, dport, if open { SYN | ACK } else { RST | ACK }, &[]),
+                        false,
+                    );
+                    if open {
+                        self.send(out, t + 2 * MS, self.tcp_out(61000, dport, RST, &[]), true);
+                    }
+                }
+            }
+            AttackKind::SynFlood => {
+                for i in 0..50u64 {
+                    let sport = 1024 + (out.rng.range(0, 60000) as u16);
+                    let t = now + i * 2 * MS;
+                    self.send(out, t, self.tcp_out(sport, 80, SYN, &[]), true);
+                    if out.rng.chance(1, 5) {
+                        self.send(out, t + MS, self.tcp_back(sport, 80, SYN | ACK, &[]), false);
+                    }
+                }
+            }
+            AttackKind::UdpFlood => {
+                for i in 0..50u64 {
+                    let dport = out.rng.range(1, 65535) as u16;
+                    let f = frames::udp(a.mac, v.mac, a.ip, v.ip, 53000, dport, &[0x41; 512]);
+                    self.send(out, now + i * 2 * MS, f, true);
+                }
+            }
+            AttackKind::TelnetBrute => {
+                if self.counter % 5 == 0 {
+                    let sport = 30000 + (self.counter / 5 % 30000) as u16;
+                    self.send(out, now, self.tcp_out(sport, port::TELNET, SYN, &[]), true);
+                    self.send(
+                        out,
+                        now + MS,
+                        self.tcp_back(sport, port::TELNET, SYN | ACK, &[]),
+                        false,
+                    );
+                    self.send(
+                        out,
+                        now + 2 * MS,
+                        self.tcp_out(sport, port::TELNET, ACK, &[]),
+                        true,
+                    );
+                    self.send(
+                        out,
+                        now + 5 * MS,
+                        self.tcp_back(sport, port::TELNET, PSH | ACK, b"login: "),
+                        false,
+                    );
+                    self.send(
+                        out,
+                        now + 8 * MS,
+                        self.tcp_out(sport, port::TELNET, PSH | ACK, b"root\r\n"),
+                        true,
+                    );
+                    self.send(
+                        out,
+                        now + 10 * MS,
+                        self.tcp_back(sport, port::TELNET, PSH | ACK, b"Password: "),
+                        false,
+                    );
+                    self.send(
+                        out,
+                        now + 12 * MS,
+                        self.tcp_out(sport, port::TELNET, PSH | ACK, b"admin1\r\n"),
+                        true,
+                    );
+                    self.send(
+                        out,
+                        now + 40 * MS,
+                        self.tcp_back(sport, port::TELNET, PSH | ACK, b"Login incorrect\r\n"),
+                        false,
+                    );
+                    self.send(
+                        out,
+                        now + 41 * MS,
+                        self.tcp_out(sport, port::TELNET, RST, &[]),
+                        true,
+                    );
+                }
+                self.counter += 1;
+            }
+            AttackKind::DnsTunnel => {
+                const B32: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+                let label: String = (0..50)
+                    .map(|_| B32[out.rng.range(0, 32) as usize] as char)
+                    .collect();
+                let name = format!("{label}.t.exfil-example.net");
+                let id = out.rng.next_u64() as u16;
+                let sport = 20000 + (self.counter % 40000) as u16;
+                self.counter += 1;
+                let mut q = frames::udp(
+                    a.mac,
+                    ROUTER.mac,
+                    a.ip,
+                    ROUTER.ip,
+                    sport,
+                    port::DNS,
+                    &frames::dns_query(id, &name, 16),
+                );
+                q.meta.dns_query = Some(name.clone());
+                q.meta.attack = Some(self.index);
+                out.send(now, q, Some(self.attacker_idx), None);
+                let answer = Some(Ipv4Addr::new(10, 0, 0, 1));
+                let mut r = frames::udp(
+                    ROUTER.mac,
+                    a.mac,
+                    ROUTER.ip,
+                    a.ip,
+                    port::DNS,
+                    sport,
+                    &frames::dns_response(id, &name, 16, answer),
+                );
+                r.meta.attack = Some(self.index);
+                out.send(now + 20 * MS, r, None, Some(self.attacker_idx));
+            }
+            AttackKind::ArpScan => {
+                for i in 0..5u64 {
+                    let host = (self.counter % 254 + 1) as u8;
+                    self.counter += 1;
+                    let target = Ipv4Addr::new(192, 168, 1, host);
+                    let t = now + i * 20 * MS;
+                    let mut f = frames::arp(REQUEST, a, Mac::UNKNOWN, target);
+                    f.meta.attack = Some(self.index);
+                    out.send(t, f, Some(self.attacker_idx), None);
+                    if let Some(d) = out
+                        .net
+                        .by_ip(target)
+                        .filter(|d| d.index != self.attacker_idx)
+                    {
+                        let mut r = frames::arp(REPLY, d.host(), a.mac, a.ip);
+                        r.meta.attack = Some(self.index);
+                        out.send(t + MS, r, Some(d.index), Some(self.attacker_idx));
+                    }
+                }
+            }
+        }
+        Some(now + TICK)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        let s: Spec = "portscan@600:02:10:00:00:00:00".parse().unwrap();
+        assert_eq!(
+            (s.kind, s.start_s, s.duration_s),
+            (AttackKind::PortScan, 600, 60)
+        );
+        let s: Spec = "dns-tunnel@30+120:02:10:03:00:00:03".parse().unwrap();
+        assert_eq!(
+            (s.kind, s.start_s, s.duration_s, s.mac.0[5]),
+            (AttackKind::DnsTunnel, 30, 120, 3)
+        );
+        assert!("nuke@1:02:10:00:00:00:00"
+            .parse::<Spec>()
+            .unwrap_err()
+            .contains("kinds: portscan, synflood"));
+        assert!("portscan@x:02:10:00:00:00:00".parse::<Spec>().is_err());
+        assert!("portscan@1:02:10".parse::<Spec>().is_err());
+        assert!("portscan".parse::<Spec>().is_err());
+    }
+}
