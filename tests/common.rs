@@ -1,0 +1,42 @@
+//! Helpers shared by the integration tests: running the real binary, scratch directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `iotad` binary cargo built for these tests.
+pub fn iotad() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iotad"))
+}
+
+/// Runs `iotad` with `args`; panics with its stderr when it fails to start.
+pub fn run(args: &[&str]) -> Output {
+    iotad()
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("iotad runs")
+}
+
+/// Runs `iotad` and insists on success.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "iotad {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A fresh scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("iotad-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
