@@ -49,7 +49,7 @@ fn for_each_capture(
 ) -> CmdResult {
     let mut errors = Vec::new();
     for path in captures {
-        let name = path.display().to_string();
+        let name = crate::capture::display_name(path);
         let mut write_err = None;
         let run = run_capture(path, filter, cfg, &mut |w| {
             if write_err.is_none() {

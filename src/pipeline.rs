@@ -142,7 +142,7 @@ pub fn run_capture(
         reason,
     })?;
     let size = std::fs::metadata(path).ok().map(|m| m.len());
-    let mut progress = Progress::new(&path.display().to_string(), size);
+    let mut progress = Progress::new(source.name(), size);
     let link = source.link();
     let damage = loop {
         match source.next() {

@@ -10,6 +10,22 @@ use std::path::Path;
 
 use pcap::{Activated, Capture, Precision};
 
+/// The path that means standard input (the command line's `-` is turned into it).
+pub const STDIN: &str = "/dev/stdin";
+
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-") || path == Path::new(STDIN)
+}
+
+/// How a capture is named in output: its path, or `-` for standard input.
+pub fn display_name(path: &Path) -> String {
+    if is_stdin(path) {
+        "-".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
 /// One captured packet, borrowed from libpcap's buffer until the next call to `next()`.
 #[derive(Clone, Copy, Debug)]
 pub struct Packet<'a> {
@@ -120,8 +136,9 @@ impl Source {
     /// Opens a pcap or pcapng file, or standard input when `path` is `-`, with an optional
     /// BPF `filter`. Timestamps are read at nanosecond precision.
     pub fn open_file(path: &Path, filter: Option<&str>) -> Result<Source, CaptureError> {
-        let what = path.display().to_string();
-        let opened = if what == "-" {
+        let stdin = is_stdin(path);
+        let what = display_name(path);
+        let opened = if stdin {
             // SAFETY: fd 0 is this process's standard input; libpcap takes it over with fdopen.
             unsafe { Capture::from_raw_fd_with_precision(0, Precision::Nano) }
         } else {
