@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::{self, Write};
 
-use crate::window::{Features, FEATURES};
+use crate::window::{Features, F, FEATURES};
 use crate::wire::Mac;
 
 /// Output formats of `iotad features`.
@@ -127,6 +127,34 @@ impl<W: Write> WindowWriter<W> {
     }
 }
 
+/// The tail of a CSV row of a window in which the device did nothing.
+const SILENT_ROW: &str = {
+    const S: [u8; 2 * F + 1] = {
+        let mut s = [b'0'; 2 * F + 1];
+        let mut i = 0;
+        while i < F {
+            s[2 * i] = b',';
+            i += 1;
+        }
+        s[2 * F] = b'\n';
+        s
+    };
+    match std::str::from_utf8(&S) {
+        Ok(s) => s,
+        Err(_) => panic!("ASCII"),
+    }
+};
+
+/// Writes `,value`: whole numbers (most features are counts) without the float formatter.
+#[inline]
+fn write_value(out: &mut impl Write, v: f32) -> io::Result<()> {
+    if v.fract() == 0.0 && v.abs() < 1e9 {
+        write!(out, ",{}", v as i64)
+    } else {
+        write!(out, ",{v}")
+    }
+}
+
 /// Quotes a CSV field when it needs it.
 fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
     if s.contains([',', '"', '\n', '\r']) {
@@ -166,8 +194,19 @@ mod tests {
         };
         let mut w = WindowWriter::new(Vec::new(), Format::Csv).unwrap();
         w.write(&row).unwrap();
+        w.write(&Row {
+            features: &Features::ZERO,
+            ..row
+        })
+        .unwrap();
         let text = String::from_utf8(w.finish().unwrap()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2].split(',').count(),
+            5 + FEATURES.len(),
+            "one comma is inside the quoted capture name"
+        );
+        assert!(lines[2].ends_with(",0,0"));
         assert!(
             lines[0].starts_with("capture,mac,window_start,window_start_epoch,pkts_out,pkts_in,")
         );
