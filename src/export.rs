@@ -96,8 +96,11 @@ impl<W: Write> WindowWriter<W> {
                     r.mac,
                     Rfc3339(r.start_ns)
                 )?;
-                for v in r.features.0.iter() {
-                    write!(self.out, ",{v}")?;
+                if r.features.is_silent() {
+                    return self.out.write_all(SILENT_ROW.as_bytes());
+                }
+                for &v in r.features.0.iter() {
+                    write_value(&mut self.out, v)?;
                 }
                 writeln!(self.out)
             }
