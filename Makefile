@@ -43,9 +43,10 @@ demo: build
 	$(BIN) features $(DEMO_DIR)/home.pcap --out $(DEMO_DIR)/windows.csv --stats
 	@echo
 	@echo "windows where a device did something unusual (columns: mac, window, remote_ports, login_attempts, dns_name_len_mean):"
-	@python3 -c 'import csv,sys; r=csv.DictReader(open("$(DEMO_DIR)/windows.csv")); \
-	  [print(" ", x["mac"], x["window_start"], x["remote_ports"], x["login_attempts"], x["dns_name_len_mean"]) \
-	   for x in r if float(x["remote_ports"])>100 or float(x["login_attempts"])>5 or float(x["dns_name_len_mean"])>50]' | head -20
+	@awk -F, 'NR==1 { for (i = 1; i <= NF; i++) col[$$i] = i; next } \
+	  $$col["remote_ports"] > 100 || $$col["login_attempts"] > 5 || $$col["dns_name_len_mean"] > 50 { \
+	    print "  " $$2, $$3, $$col["remote_ports"], $$col["login_attempts"], $$col["dns_name_len_mean"] }' \
+	  $(DEMO_DIR)/windows.csv | head -20
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -101,9 +101,10 @@ pub struct SynthArgs {
     /// stop after this many packets (the capture is then shorter than --duration)
     #[argh(option)]
     pub packets: Option<u64>,
-    /// inject an attack: KIND@SECONDS:MAC, KIND one of portscan, synflood, udpflood,
-    /// telnet-brute, dns-tunnel, arp-scan; SECONDS from the capture's start; MAC of a
-    /// synthesized device (see --list-devices) (repeatable)
+    /// inject an attack: KIND@SECONDS[+DURATION]:MAC, KIND one of portscan, synflood,
+    /// udpflood, telnet-brute, dns-tunnel, arp-scan; SECONDS from the capture's start;
+    /// DURATION in seconds (default 60); MAC of a synthesized device (see --list-devices);
+    /// the victim is the next device (repeatable)
     #[argh(option)]
     pub attack: Vec<String>,
     /// write the ground truth (what was sent, per device and window) as JSON to this file
