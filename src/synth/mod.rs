@@ -289,8 +289,8 @@ impl PcapWriter {
     fn write(&mut self, ts: u64, data: &[u8]) -> Result<(), String> {
         let header = pcap::PacketHeader {
             ts: libc::timeval {
-                tv_sec: (ts / SECOND) as libc::time_t,
-                tv_usec: (ts % SECOND) as libc::suseconds_t,
+                tv_sec: (ts / SECOND) as _,
+                tv_usec: (ts % SECOND) as _,
             },
             caplen: data.len() as u32,
             len: data.len() as u32,
