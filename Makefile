@@ -20,7 +20,9 @@ PCAP_SRC := target/libpcap/src
 PCAP_PREFIX := target/libpcap/$(AARCH64)
 AARCH64_DEB_PACKAGES := gcc-aarch64-linux-gnu musl-dev:arm64 linux-libc-dev-arm64-cross \
   qemu-user flex bison make dpkg-dev file
-AARCH64_ENV = LIBPCAP_LIBDIR=$(CURDIR)/$(PCAP_PREFIX)/lib LIBPCAP_VER=$$(cat $(PCAP_PREFIX)/VERSION)
+AARCH64_ENV = LIBPCAP_LIBDIR=$(CURDIR)/$(PCAP_PREFIX)/lib LIBPCAP_VER=$$(cat $(PCAP_PREFIX)/VERSION) $(AARCH64_RUSTFLAGS)
+# `make aarch64 PI5=1` tunes for the Raspberry Pi 5's Cortex-A76; the default runs on any aarch64.
+AARCH64_RUSTFLAGS := $(if $(PI5),RUSTFLAGS="-C target-cpu=cortex-a76",)
 
 .PHONY: all build deps rust demo test lint bench clean aarch64 aarch64-deps libpcap-aarch64 test-aarch64
 
