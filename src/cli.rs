@@ -21,6 +21,8 @@ pub enum Command {
     Features(FeaturesArgs),
     Replay(ReplayArgs),
     Synth(SynthArgs),
+    Train(TrainArgs),
+    Eval(EvalArgs),
     Bench(BenchArgs),
 }
 
@@ -80,6 +82,13 @@ pub struct ReplayArgs {
     /// print JSON lines instead of a table
     #[argh(switch)]
     pub json: bool,
+    /// the model to score windows with; anomaly events are printed as JSON lines
+    #[argh(option, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// windows after the start during which thresholds are learned and nothing alerts
+    /// (default 360, one hour of 10-s windows)
+    #[argh(option, default = "360")]
+    pub learning_windows: u32,
 }
 
 /// Write a synthetic capture of a small home network, with attacks injected on request.
@@ -113,6 +122,63 @@ pub struct SynthArgs {
     /// print the synthesized devices (MAC, IP, kind) and exit
     #[argh(switch)]
     pub list_devices: bool,
+}
+
+/// Train the LSTM+RNN on captures or feature CSVs of normal traffic; writes a model file.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "train")]
+pub struct TrainArgs {
+    /// capture files of normal traffic (pcap or pcapng)
+    #[argh(positional)]
+    pub captures: Vec<PathBuf>,
+    /// feature CSV files written by `iotad features` to train on (repeatable)
+    #[argh(option)]
+    pub csv: Vec<PathBuf>,
+    /// the model file to write (safetensors)
+    #[argh(option, short = 'o')]
+    pub out: PathBuf,
+    /// fine-tune this model instead of starting from scratch
+    #[argh(option)]
+    pub base: Option<PathBuf>,
+    /// random seed: the same data and seed give the same model (default 1)
+    #[argh(option, default = "1")]
+    pub seed: u64,
+    /// most passes over the data; training stops earlier when validation stops improving
+    /// (default 30)
+    #[argh(option, default = "30")]
+    pub epochs: u32,
+    /// LSTM hidden size (default 64)
+    #[argh(option, default = "64")]
+    pub lstm: usize,
+    /// RNN hidden size (default 32)
+    #[argh(option, default = "32")]
+    pub rnn: usize,
+    /// window length in seconds, when training on captures (default 10)
+    #[argh(option)]
+    pub window_secs: Option<u32>,
+}
+
+/// Measure detection on labelled captures (a MANIFEST.json like ../shared/data's), for the
+/// model and a z-score baseline.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "eval")]
+pub struct EvalArgs {
+    /// the manifest of labelled captures
+    #[argh(positional)]
+    pub manifest: PathBuf,
+    /// the model to evaluate
+    #[argh(option, short = 'm')]
+    pub model: PathBuf,
+    /// only captures whose file name contains this
+    #[argh(option)]
+    pub only: Option<String>,
+    /// learning windows per capture (default: the benign prefix before the first attack, at
+    /// most 360)
+    #[argh(option)]
+    pub learning_windows: Option<u32>,
+    /// print JSON instead of a table
+    #[argh(switch)]
+    pub json: bool,
 }
 
 /// Measure the pipeline's speed and memory on a capture (a synthesized one by default).

@@ -4,10 +4,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::cli::{FeaturesArgs, ReplayArgs};
+use crate::cli::{FeaturesArgs, ReplayArgs, TrainArgs};
 use crate::config::Config;
+use crate::detect::{DetectConfig, Detector};
 use crate::device::{oui, Table};
 use crate::export::{Row, WindowWriter};
+use crate::model::{self, train::Sequences, train::TrainConfig, Sizes};
 use crate::pipeline::{run_capture, Pipeline};
 use crate::window::features;
 
@@ -181,18 +183,62 @@ struct DeviceSummary<'a> {
 pub fn replay(a: ReplayArgs) -> CmdResult {
     need_captures(&a.captures)?;
     let cfg = config(a.config.as_deref(), a.window_secs, &a.gateway)?;
-    let stdout = io::stdout();
-    let mut out = stdout.lock();
-    for_each_capture(
+    let model = a.model.as_deref().map(model::file::load).transpose()?;
+    if let Some(m) = &model {
+        if m.meta.window_secs != cfg.window_secs {
+            return Err(format!(
+                "the model was trained on {}-s windows, the replay uses {}-s windows",
+                m.meta.window_secs, cfg.window_secs
+            ));
+        }
+    }
+    let dcfg = DetectConfig {
+        learning_windows: a.learning_windows,
+        ..DetectConfig::default()
+    };
+    let out = std::cell::RefCell::new(BufWriter::new(io::stdout().lock()));
+    let detector: std::cell::RefCell<Option<Detector>> = std::cell::RefCell::new(None);
+    let result = for_each_capture(
         &a.captures,
         a.filter.as_deref(),
         &cfg,
-        |_, _| Ok(()),
+        |_, w| {
+            let Some(m) = &model else { return Ok(()) };
+            // each capture gets a fresh detector: its own learning period and devices
+            let mut slot = detector.borrow_mut();
+            let det = slot.get_or_insert_with(|| {
+                Detector::new(m.clone(), dcfg.clone(), w.table.capacity(), cfg.window_ns())
+            });
+            let Some(dev) = w.table.get(w.closed.device) else {
+                return Ok(());
+            };
+            for e in det
+                .on_window(
+                    w.closed.device as usize,
+                    dev,
+                    w.closed.start_ns,
+                    w.closed.features,
+                )
+                .events
+            {
+                writeln!(
+                    out.borrow_mut(),
+                    "{}",
+                    serde_json::to_string(&e).map_err(io::Error::other)?
+                )?;
+            }
+            Ok(())
+        },
         |name, p| {
-            print_summary(&mut out, name, p, &cfg, a.json)
+            *detector.borrow_mut() = None;
+            print_summary(&mut *out.borrow_mut(), name, p, &cfg, a.json)
                 .map_err(|e| format!("cannot write output: {e}"))
         },
-    )
+    );
+    out.borrow_mut()
+        .flush()
+        .map_err(|e| format!("cannot write output: {e}"))?;
+    result
 }
 
 fn print_summary(
@@ -260,6 +306,69 @@ fn print_summary(
             vendor,
             if r.name.is_empty() { "-" } else { r.name }
         )?;
+    }
+    Ok(())
+}
+
+pub fn train(a: TrainArgs) -> CmdResult {
+    if a.captures.is_empty() && a.csv.is_empty() {
+        return Err("nothing to train on: name captures, or feature CSVs with --csv".into());
+    }
+    let cfg = config(None, a.window_secs, &[])?;
+    let started = std::time::Instant::now();
+    let mut seqs = Sequences::from_captures(&a.captures, &cfg)?;
+    for csv in &a.csv {
+        let more = Sequences::from_csv(csv)?;
+        seqs.devices.extend(more.devices);
+        seqs.sources.extend(more.sources);
+    }
+    let base = a.base.as_deref().map(model::file::load).transpose()?;
+    let tc = TrainConfig {
+        sizes: Sizes {
+            lstm: a.lstm,
+            rnn: a.rnn,
+            ..Sizes::default()
+        },
+        window_secs: cfg.window_secs,
+        max_epochs: a.epochs,
+        seed: a.seed,
+        ..TrainConfig::default()
+    };
+    log::info!("candle threads: {}", candle_core::utils::get_num_threads());
+    let m = model::train::train(&seqs, &tc, base.as_ref())?;
+    model::file::save(&m, &a.out)?;
+    let t = &m.meta.training;
+    log::info!(
+        "wrote {}: {} windows of {} devices, {} epochs, validation loss {:.4}, population threshold {:.2}, {:.1} s",
+        a.out.display(),
+        t.windows,
+        t.devices,
+        t.epochs,
+        t.validation_loss,
+        m.meta.population_threshold,
+        started.elapsed().as_secs_f32()
+    );
+    Ok(())
+}
+
+pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
+    let m = model::file::load(&a.model)?;
+    let captures = crate::eval::read_manifest(&a.manifest)?;
+    let mut reports = Vec::new();
+    for c in captures.iter().filter(|c| {
+        a.only
+            .as_ref()
+            .is_none_or(|o| c.file.to_string_lossy().contains(o.as_str()))
+    }) {
+        reports.push(crate::eval::evaluate(c, &m, a.learning_windows)?);
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", crate::eval::table(&reports));
     }
     Ok(())
 }

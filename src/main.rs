@@ -7,6 +7,14 @@ use iotad::cli::{Cli, Command};
 use iotad::{bench, capture, commands, synth};
 
 fn main() -> ExitCode {
+    // candle runs single-threaded: the daemon's loop is pinned to one core, and without this
+    // every f32 matmul re-reads /proc/cpuinfo and quantized matmuls spin a second core.
+    // Set before candle's first use; an explicit setting in the environment wins.
+    for var in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            std::env::set_var(var, "1");
+        }
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // argh reads a lone "-" as an unknown flag: pass standard input by its path instead
     let args: Vec<String> = std::env::args()
@@ -42,6 +50,8 @@ fn main() -> ExitCode {
         Command::Features(a) => commands::features(a),
         Command::Replay(a) => commands::replay(a),
         Command::Synth(a) => synth::command(a),
+        Command::Train(a) => commands::train(a),
+        Command::Eval(a) => commands::eval(a),
         Command::Bench(a) => bench::command(a),
     };
     match result {

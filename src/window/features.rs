@@ -29,17 +29,51 @@ impl Kind {
     }
 }
 
+/// How small a change of a feature the detector treats as news, for a device that never
+/// moved it while learning: security-relevant features are watched closely, housekeeping
+/// (DHCP renewals, NTP, mDNS, timing) loosely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tolerance {
+    /// One event where none was expected is news (login attempts, ARP conflicts...).
+    Watch,
+    /// A change by about half is news.
+    Normal,
+    /// Only a change by a factor of about three is news.
+    Housekeeping,
+}
+
+impl Tolerance {
+    /// The smallest error that counts as one typical error, in log1p units.
+    pub fn log_units(self) -> f32 {
+        match self {
+            Tolerance::Watch => 0.15,
+            Tolerance::Normal => 0.5,
+            Tolerance::Housekeeping => 1.0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tolerance::Watch => "watch",
+            Tolerance::Normal => "normal",
+            Tolerance::Housekeeping => "housekeeping",
+        }
+    }
+}
+
 /// One feature's definition.
 #[derive(Clone, Copy, Debug, serde::Serialize)]
 pub struct FeatureSpec {
     pub name: &'static str,
     pub unit: &'static str,
     pub kind: Kind,
+    pub tolerance: Tolerance,
     pub doc: &'static str,
 }
 
 macro_rules! features {
-    ($($id:ident $name:literal $unit:literal $kind:ident $doc:literal;)*) => {
+    ($($id:ident $name:literal $unit:literal $kind:ident $tolerance:ident $doc:literal;)*) => {
         /// Names for the positions of the feature vector.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
         #[repr(usize)]
@@ -47,76 +81,76 @@ macro_rules! features {
 
         /// Every feature, in vector order.
         pub const FEATURES: [FeatureSpec; F] = [
-            $(FeatureSpec { name: $name, unit: $unit, kind: Kind::$kind, doc: $doc }),*
+            $(FeatureSpec { name: $name, unit: $unit, kind: Kind::$kind, tolerance: Tolerance::$tolerance, doc: $doc }),*
         ];
     };
 }
 
 features! {
-    PktsOut "pkts_out" "packets" Count "packets sent";
-    PktsIn "pkts_in" "packets" Count "packets received (addressed to this device)";
-    BytesOut "bytes_out" "bytes" Count "bytes sent, as on the wire";
-    BytesIn "bytes_in" "bytes" Count "bytes received, as on the wire";
-    MeanSizeOut "mean_size_out" "bytes" Mean "mean size of packets sent";
-    MeanSizeIn "mean_size_in" "bytes" Mean "mean size of packets received";
-    MaxSizeOut "max_size_out" "bytes" Mean "largest packet sent";
-    SmallPktsOut "small_pkts_out" "packets" Count "packets sent of at most 80 bytes (probes, floods)";
-    RemoteIps "remote_ips" "addresses" Count "distinct remote IP addresses, either direction";
-    RemoteIpsLocal "remote_ips_local" "addresses" Count "distinct remote IPs on the LAN (private, link-local, multicast)";
-    RemoteIpsInternet "remote_ips_internet" "addresses" Count "distinct remote IPs on the internet";
-    RemotePorts "remote_ports" "ports" Count "distinct remote TCP/UDP ports contacted";
-    LocalPorts "local_ports" "ports" Count "distinct local TCP/UDP ports used, either direction";
-    LocalShare "local_share" "fraction" Ratio "share of IP packets exchanged with LAN addresses";
-    RemoteIpsIn "remote_ips_in" "addresses" Count "distinct source IPs of packets received";
-    PortsSynIn "ports_syn_in" "ports" Count "distinct local ports that received a connection attempt";
-    TcpOut "tcp_out" "packets" Count "TCP segments sent";
-    TcpIn "tcp_in" "packets" Count "TCP segments received";
-    SynOut "syn_out" "packets" Count "TCP connection attempts sent (SYN without ACK)";
-    SynAckIn "synack_in" "packets" Count "TCP SYN-ACKs received (attempts accepted)";
-    SynIn "syn_in" "packets" Count "TCP connection attempts received";
-    SynAckOut "synack_out" "packets" Count "TCP SYN-ACKs sent";
-    RstOut "rst_out" "packets" Count "TCP resets sent";
-    RstIn "rst_in" "packets" Count "TCP resets received";
-    FinOut "fin_out" "packets" Count "TCP FINs sent";
-    Unanswered "unanswered" "attempts" Count "connection attempts sent that got neither SYN-ACK nor RST within the window";
-    MaxAttemptsOneService "max_attempts_one_service" "attempts" Count "most connection attempts to one remote IP and port (repeated logins)";
-    LoginAttempts "login_attempts" "attempts" Count "connection attempts to SSH or telnet (ports 22, 23, 2323)";
-    TcpPayloadOut "tcp_payload_out" "bytes" Count "TCP payload bytes sent";
-    TcpPayloadIn "tcp_payload_in" "bytes" Count "TCP payload bytes received";
-    UdpOut "udp_out" "packets" Count "UDP datagrams sent";
-    UdpIn "udp_in" "packets" Count "UDP datagrams received";
-    IcmpOut "icmp_out" "packets" Count "ICMP and ICMPv6 messages sent";
-    IcmpIn "icmp_in" "packets" Count "ICMP and ICMPv6 messages received";
-    IcmpPayloadOut "icmp_payload_out" "bytes" Count "ICMP payload bytes sent (after the 8-byte header)";
-    IcmpPayloadIn "icmp_payload_in" "bytes" Count "ICMP payload bytes received";
-    IcmpEchoOut "icmp_echo_out" "packets" Count "ICMP echo requests sent (pings)";
-    IcmpUnreachIn "icmp_unreach_in" "packets" Count "ICMP destination-unreachable messages received";
-    ArpOut "arp_out" "packets" Count "ARP packets sent";
-    ArpIn "arp_in" "packets" Count "ARP packets addressed to this device";
-    ArpReqTargets "arp_req_targets" "addresses" Count "distinct IPs this device asked ARP for";
-    ArpRepliesUnasked "arp_replies_unasked" "packets" Count "ARP replies sent that nobody asked for (incl. gratuitous)";
-    ArpConflicts "arp_conflicts" "bindings" Count "IP-to-MAC bindings claimed that contradict an earlier one (spoofing)";
-    DnsQueries "dns_queries" "queries" Count "DNS queries sent (port 53)";
-    DnsNames "dns_names" "names" Count "distinct names queried";
-    DnsNameLenMean "dns_name_len_mean" "characters" Mean "mean length of queried names";
-    DnsNameLenMax "dns_name_len_max" "characters" Mean "longest queried name";
-    DnsEntropyMean "dns_entropy_mean" "bits/character" Mean "mean Shannon entropy of queried names' characters";
-    DnsNxdomain "dns_nxdomain" "answers" Count "NXDOMAIN answers received";
-    DnsAnswers "dns_answers" "answers" Count "DNS responses received";
-    DnsUnusualQueries "dns_unusual_queries" "queries" Count "queries for types other than A, AAAA, PTR, SRV, SVCB, HTTPS (TXT, NULL, MX...)";
-    BroadcastOut "broadcast_out" "packets" Count "broadcast frames sent";
-    MulticastOut "multicast_out" "packets" Count "multicast frames sent";
-    DhcpOut "dhcp_out" "packets" Count "DHCP client messages sent";
-    MdnsOut "mdns_out" "packets" Count "mDNS messages sent";
-    NtpOut "ntp_out" "packets" Count "NTP requests sent";
-    FragsOut "frags_out" "packets" Count "IP fragments sent";
-    RemoteIpsSyn "remote_ips_syn" "addresses" Count "distinct remote IPs sent a connection attempt (horizontal scans)";
-    IatMean "iat_mean" "seconds" Mean "mean time between packets sent";
-    IatCv "iat_cv" "ratio" Ratio "coefficient of variation of the time between packets sent";
-    ActiveSeconds "active_seconds" "seconds" Count "seconds of the window in which the device sent anything";
-    BurstOut "burst_out" "packets" Mean "most packets sent in any one second of the window";
-    UdpPayloadOut "udp_payload_out" "bytes" Count "UDP payload bytes sent";
-    UdpPayloadIn "udp_payload_in" "bytes" Count "UDP payload bytes received";
+    PktsOut "pkts_out" "packets" Count Normal "packets sent";
+    PktsIn "pkts_in" "packets" Count Normal "packets received (addressed to this device)";
+    BytesOut "bytes_out" "bytes" Count Normal "bytes sent, as on the wire";
+    BytesIn "bytes_in" "bytes" Count Normal "bytes received, as on the wire";
+    MeanSizeOut "mean_size_out" "bytes" Mean Housekeeping "mean size of packets sent";
+    MeanSizeIn "mean_size_in" "bytes" Mean Housekeeping "mean size of packets received";
+    MaxSizeOut "max_size_out" "bytes" Mean Housekeeping "largest packet sent";
+    SmallPktsOut "small_pkts_out" "packets" Count Normal "packets sent of at most 80 bytes (probes, floods)";
+    RemoteIps "remote_ips" "addresses" Count Normal "distinct remote IP addresses, either direction";
+    RemoteIpsLocal "remote_ips_local" "addresses" Count Normal "distinct remote IPs on the LAN (private, link-local, multicast)";
+    RemoteIpsInternet "remote_ips_internet" "addresses" Count Normal "distinct remote IPs on the internet";
+    RemotePorts "remote_ports" "ports" Count Normal "distinct remote TCP/UDP ports contacted";
+    LocalPorts "local_ports" "ports" Count Normal "distinct local TCP/UDP ports used, either direction";
+    LocalShare "local_share" "fraction" Ratio Housekeeping "share of IP packets exchanged with LAN addresses";
+    RemoteIpsIn "remote_ips_in" "addresses" Count Normal "distinct source IPs of packets received";
+    PortsSynIn "ports_syn_in" "ports" Count Watch "distinct local ports that received a connection attempt";
+    TcpOut "tcp_out" "packets" Count Normal "TCP segments sent";
+    TcpIn "tcp_in" "packets" Count Normal "TCP segments received";
+    SynOut "syn_out" "packets" Count Normal "TCP connection attempts sent (SYN without ACK)";
+    SynAckIn "synack_in" "packets" Count Normal "TCP SYN-ACKs received (attempts accepted)";
+    SynIn "syn_in" "packets" Count Normal "TCP connection attempts received";
+    SynAckOut "synack_out" "packets" Count Normal "TCP SYN-ACKs sent";
+    RstOut "rst_out" "packets" Count Normal "TCP resets sent";
+    RstIn "rst_in" "packets" Count Normal "TCP resets received";
+    FinOut "fin_out" "packets" Count Housekeeping "TCP FINs sent";
+    Unanswered "unanswered" "attempts" Count Watch "connection attempts sent that got neither SYN-ACK nor RST within the window";
+    MaxAttemptsOneService "max_attempts_one_service" "attempts" Count Watch "most connection attempts to one remote IP and port (repeated logins)";
+    LoginAttempts "login_attempts" "attempts" Count Watch "connection attempts to SSH or telnet (ports 22, 23, 2323)";
+    TcpPayloadOut "tcp_payload_out" "bytes" Count Normal "TCP payload bytes sent";
+    TcpPayloadIn "tcp_payload_in" "bytes" Count Normal "TCP payload bytes received";
+    UdpOut "udp_out" "packets" Count Normal "UDP datagrams sent";
+    UdpIn "udp_in" "packets" Count Normal "UDP datagrams received";
+    IcmpOut "icmp_out" "packets" Count Normal "ICMP and ICMPv6 messages sent";
+    IcmpIn "icmp_in" "packets" Count Normal "ICMP and ICMPv6 messages received";
+    IcmpPayloadOut "icmp_payload_out" "bytes" Count Normal "ICMP payload bytes sent (after the 8-byte header)";
+    IcmpPayloadIn "icmp_payload_in" "bytes" Count Normal "ICMP payload bytes received";
+    IcmpEchoOut "icmp_echo_out" "packets" Count Watch "ICMP echo requests sent (pings)";
+    IcmpUnreachIn "icmp_unreach_in" "packets" Count Watch "ICMP destination-unreachable messages received";
+    ArpOut "arp_out" "packets" Count Housekeeping "ARP packets sent";
+    ArpIn "arp_in" "packets" Count Housekeeping "ARP packets addressed to this device";
+    ArpReqTargets "arp_req_targets" "addresses" Count Normal "distinct IPs this device asked ARP for";
+    ArpRepliesUnasked "arp_replies_unasked" "packets" Count Watch "ARP replies sent that nobody asked for (incl. gratuitous)";
+    ArpConflicts "arp_conflicts" "bindings" Count Watch "IP-to-MAC bindings claimed that contradict an earlier one (spoofing)";
+    DnsQueries "dns_queries" "queries" Count Normal "DNS queries sent (port 53)";
+    DnsNames "dns_names" "names" Count Normal "distinct names queried";
+    DnsNameLenMean "dns_name_len_mean" "characters" Mean Normal "mean length of queried names";
+    DnsNameLenMax "dns_name_len_max" "characters" Mean Normal "longest queried name";
+    DnsEntropyMean "dns_entropy_mean" "bits/character" Mean Normal "mean Shannon entropy of queried names' characters";
+    DnsNxdomain "dns_nxdomain" "answers" Count Watch "NXDOMAIN answers received";
+    DnsAnswers "dns_answers" "answers" Count Normal "DNS responses received";
+    DnsUnusualQueries "dns_unusual_queries" "queries" Count Watch "queries for types other than A, AAAA, PTR, SRV, SVCB, HTTPS (TXT, NULL, MX...)";
+    BroadcastOut "broadcast_out" "packets" Count Housekeeping "broadcast frames sent";
+    MulticastOut "multicast_out" "packets" Count Housekeeping "multicast frames sent";
+    DhcpOut "dhcp_out" "packets" Count Housekeeping "DHCP client messages sent";
+    MdnsOut "mdns_out" "packets" Count Housekeeping "mDNS messages sent";
+    NtpOut "ntp_out" "packets" Count Housekeeping "NTP requests sent";
+    FragsOut "frags_out" "packets" Count Watch "IP fragments sent";
+    RemoteIpsSyn "remote_ips_syn" "addresses" Count Watch "distinct remote IPs sent a connection attempt (horizontal scans)";
+    IatMean "iat_mean" "seconds" Mean Housekeeping "mean time between packets sent";
+    IatCv "iat_cv" "ratio" Ratio Housekeeping "coefficient of variation of the time between packets sent";
+    ActiveSeconds "active_seconds" "seconds" Count Housekeeping "seconds of the window in which the device sent anything";
+    BurstOut "burst_out" "packets" Mean Housekeeping "most packets sent in any one second of the window";
+    UdpPayloadOut "udp_payload_out" "bytes" Count Normal "UDP payload bytes sent";
+    UdpPayloadIn "udp_payload_in" "bytes" Count Normal "UDP payload bytes received";
 }
 
 impl Feat {
@@ -154,13 +188,16 @@ impl IndexMut<Feat> for Features {
 
 /// The features as a Markdown table (the README's table is this output).
 pub fn markdown_table() -> String {
-    let mut s = String::from("| # | feature | unit | kind | meaning |\n|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| # | feature | unit | kind | tolerance | meaning |\n|---|---|---|---|---|---|\n",
+    );
     for (i, f) in FEATURES.iter().enumerate() {
         s.push_str(&format!(
-            "| {i} | `{}` | {} | {} | {} |\n",
+            "| {i} | `{}` | {} | {} | {} | {} |\n",
             f.name,
             f.unit,
             f.kind.name(),
+            f.tolerance.name(),
             f.doc
         ));
     }

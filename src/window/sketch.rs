@@ -66,8 +66,9 @@ impl Distinct {
     }
 }
 
-/// The largest count of any one key, estimated with a 2 x 128 count-min sketch: never below
-/// the true maximum, and close to it when one key dominates (a brute-force target).
+/// The largest count of any one key, estimated with a 2 x 128 count-min sketch with
+/// conservative update: never below the true maximum, close to it when one key dominates (a
+/// brute-force target), and only a few above 1 when a scan spreads a thousand keys thinly.
 #[derive(Clone, Debug)]
 pub struct HeaviestKey {
     rows: [[u16; HeaviestKey::WIDTH]; 2],
@@ -90,9 +91,11 @@ impl HeaviestKey {
     pub fn add(&mut self, hash: u64) {
         let a = (hash as usize) % Self::WIDTH;
         let b = ((hash >> 32) as usize) % Self::WIDTH;
-        self.rows[0][a] = self.rows[0][a].saturating_add(1);
-        self.rows[1][b] = self.rows[1][b].saturating_add(1);
-        self.max = self.max.max(self.rows[0][a].min(self.rows[1][b]));
+        // conservative update: raise only the counters that hold the estimate
+        let estimate = self.rows[0][a].min(self.rows[1][b]).saturating_add(1);
+        self.rows[0][a] = self.rows[0][a].max(estimate);
+        self.rows[1][b] = self.rows[1][b].max(estimate);
+        self.max = self.max.max(estimate);
     }
 
     pub fn max(&self) -> u16 {
@@ -184,6 +187,11 @@ mod tests {
             h.add(mix(9999));
         }
         assert!(h.max() >= 57 && h.max() <= 60, "{}", h.max());
+        let mut scan = HeaviestKey::default();
+        for i in 0..1000 {
+            scan.add(mix(i)); // a port scan: a thousand keys once each
+        }
+        assert!(scan.max() <= 8, "{}", scan.max());
     }
 
     #[test]

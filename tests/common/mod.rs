@@ -13,7 +13,7 @@ pub fn iotad() -> Command {
 pub fn run(args: &[&str]) -> Output {
     iotad()
         .args(args)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .output()
         .expect("iotad runs")
 }

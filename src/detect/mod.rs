@@ -1,0 +1,440 @@
+//! From scores to alerts: per-device thresholds, incidents, explanations.
+//!
+//! [`Detector::on_window`] takes each closed window of each device, scores it against the
+//! model's prediction from the device's earlier windows, and advances the device's recurrent
+//! state by one step. The score is the largest prediction error of any feature, divided by
+//! that feature's typical error for this device: a camera's bytes may swing where a login
+//! attempt never happens. Each device learns from its own first `learning_windows` windows:
+//! in the first half its typical error per feature, in the second half the scores those give,
+//! whose maximum, with a margin and a floor, becomes its threshold. Nothing alerts during the
+//! first `learning_windows` windows after start.
+//! A device first seen later is judged against the population threshold stored in the model
+//! until its own is fitted, so a rogue device that scans the moment it appears is caught.
+//! An incident opens when a window crosses the threshold, is updated when it gets worse, and
+//! closes after `close_after` normal windows: one incident, not an alert storm.
+
+use serde::Serialize;
+
+use crate::device::Device;
+use crate::export::Rfc3339;
+use crate::model::{Model, State};
+use crate::window::features::{F, FEATURES};
+use crate::window::Features;
+use crate::wire::Mac;
+
+/// Detection settings.
+#[derive(Clone, Debug)]
+pub struct DetectConfig {
+    /// Windows after start during which nothing alerts and thresholds are learned
+    /// (default one hour of 10-s windows).
+    pub learning_windows: u32,
+    /// A device's threshold is this times the highest score of its learning period.
+    pub margin: f32,
+    /// No threshold is below this (a quiet device must not alert on one packet).
+    pub floor: f32,
+    /// Normal windows that close an incident.
+    pub close_after: u32,
+    /// Features named in an explanation.
+    pub explain: usize,
+}
+
+impl Default for DetectConfig {
+    fn default() -> DetectConfig {
+        DetectConfig {
+            learning_windows: 360,
+            margin: 1.5,
+            floor: crate::model::train::MIN_THRESHOLD,
+            close_after: 3,
+            explain: 3,
+        }
+    }
+}
+
+/// One feature's part in an explanation.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Contribution {
+    pub feature: &'static str,
+    pub unit: &'static str,
+    pub observed: f32,
+    pub expected: f32,
+    /// The error in typical errors of this feature for this device.
+    pub weight: f32,
+    pub text: String,
+}
+
+/// The device an event is about.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DeviceRef {
+    pub mac: String,
+    pub ipv4: Vec<String>,
+    pub ipv6: Vec<String>,
+    pub name: String,
+    pub vendor_class: String,
+}
+
+impl DeviceRef {
+    fn of(d: &Device) -> DeviceRef {
+        DeviceRef {
+            mac: d.mac.to_string(),
+            ipv4: d.identity.ipv4.iter().map(|a| a.to_string()).collect(),
+            ipv6: d.identity.ipv6.iter().map(|a| a.to_string()).collect(),
+            name: d.identity.name().to_string(),
+            vendor_class: d.identity.vendor_class.to_string(),
+        }
+    }
+}
+
+/// Something a person should hear about.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Event {
+    /// `new-device` or `anomaly`.
+    pub kind: &'static str,
+    /// For anomalies: `open`, `update` or `close`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<&'static str>,
+    /// Incident number, counting from 1 per run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incident: Option<u64>,
+    pub device: DeviceRef,
+    pub window_start: String,
+    pub window_end: String,
+    pub window_start_epoch: u64,
+    pub score: f32,
+    pub threshold: f32,
+    /// `device` (its own, learned) or `population` (the model's, for a new device).
+    pub threshold_source: &'static str,
+    /// `low`, `medium` or `high`.
+    pub severity: &'static str,
+    pub explanation: Vec<Contribution>,
+}
+
+#[derive(Clone, Debug)]
+struct Incident {
+    id: u64,
+    max_score: f32,
+}
+
+#[derive(Clone, Debug)]
+struct DeviceState {
+    mac: Mac,
+    state: State,
+    pred: [f32; F],
+    /// Windows scored so far.
+    scored: u32,
+    /// Sum of squared errors per feature, in the first half of learning.
+    sq_err: [f32; F],
+    /// This device's typical error per feature, once learned.
+    scale: Option<[f32; F]>,
+    /// Highest score in the second half of learning.
+    max_learning: f32,
+    threshold: Option<f32>,
+    incident: Option<Incident>,
+    quiet: u32,
+}
+
+/// What one window came to.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// 0 for a device's first window, which has no prediction.
+    pub score: f32,
+    pub threshold: f32,
+    /// The device is in an open incident after this window.
+    pub alerting: bool,
+    pub events: Vec<Event>,
+}
+
+/// The detector for one network.
+pub struct Detector {
+    model: Model,
+    cfg: DetectConfig,
+    devices: Vec<Option<DeviceState>>,
+    scratch: Vec<f32>,
+    /// Per feature, the smallest typical error (from the features' tolerances).
+    floors: [f32; F],
+    windows_seen: u64,
+    first_window: Option<u64>,
+    window_ns: u64,
+    incidents: u64,
+}
+
+fn severity(score: f32, threshold: f32) -> &'static str {
+    match score / threshold {
+        r if r < 2.0 => "low",
+        r if r < 5.0 => "medium",
+        _ => "high",
+    }
+}
+
+/// A number as a person reads it: whole numbers plainly, others with two decimals.
+fn human(v: f32) -> String {
+    if (v - v.round()).abs() < 0.05 || v.abs() >= 100.0 {
+        format!("{:.0}", v)
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+impl Detector {
+    /// A detector for `capacity` device slots with windows of `window_ns`.
+    pub fn new(model: Model, cfg: DetectConfig, capacity: usize, window_ns: u64) -> Detector {
+        let scratch = vec![0.0; 4 * model.meta.sizes.lstm];
+        let floors = model.meta.standardizer.floors();
+        Detector {
+            floors,
+            model,
+            cfg,
+            devices: vec![None; capacity],
+            scratch,
+            windows_seen: 0,
+            first_window: None,
+            window_ns,
+            incidents: 0,
+        }
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Scores one closed window of the device in `slot`; returns the score, the threshold it
+    /// was judged against, and what to tell people.
+    pub fn on_window(
+        &mut self,
+        slot: usize,
+        device: &Device,
+        start_ns: u64,
+        features: &Features,
+    ) -> Outcome {
+        let mut events = Vec::new();
+        let window = start_ns / self.window_ns;
+        let first = *self.first_window.get_or_insert(window);
+        let in_warmup = window < first + u64::from(self.cfg.learning_windows);
+        self.windows_seen += 1;
+        let fresh = !matches!(&self.devices[slot], Some(d) if d.mac == device.mac);
+        if fresh {
+            // a new device is predicted from silence: what it was before it appeared
+            let mut state = self.model.state();
+            let mut silent = [0f32; F];
+            self.model
+                .meta
+                .standardizer
+                .apply(&Features::ZERO, &mut silent);
+            let mut pred = [0f32; F];
+            self.model
+                .step(&mut state, &silent, &mut pred, &mut self.scratch);
+            self.devices[slot] = Some(DeviceState {
+                mac: device.mac,
+                state,
+                pred,
+                scored: 0,
+                sq_err: [0.0; F],
+                scale: None,
+                max_learning: 0.0,
+                threshold: None,
+                incident: None,
+                quiet: 0,
+            });
+            if !in_warmup {
+                events.push(self.event(
+                    "new-device",
+                    None,
+                    None,
+                    device,
+                    start_ns,
+                    0.0,
+                    features,
+                    &[0.0; F],
+                ));
+            }
+        }
+        let mut z = [0f32; F];
+        self.model.meta.standardizer.apply(features, &mut z);
+        let half = (self.cfg.learning_windows / 2).max(1);
+        let population = &self.model.meta.residual_scale;
+        let floors = &self.floors;
+        let d = self.devices[slot].as_mut().expect("set above");
+        let pred = d.pred;
+        let scale: &[f32] = match &d.scale {
+            Some(s) => s,
+            None => population,
+        };
+        let (s, _) = crate::model::score(&z, &pred, scale, floors);
+        let mut errs = [0f32; F];
+        for j in 0..F {
+            errs[j] = (z[j] - pred[j]).abs() / scale[j].max(floors[j]);
+        }
+        // learn this device's typical errors, then its threshold
+        if d.threshold.is_none() {
+            d.scored += 1;
+            if d.scored <= half {
+                for j in 0..F {
+                    d.sq_err[j] += (z[j] - pred[j]).powi(2);
+                }
+                if d.scored == half {
+                    let mut sc = [0f32; F];
+                    for j in 0..F {
+                        sc[j] = (d.sq_err[j] / half as f32).sqrt().max(floors[j]);
+                    }
+                    d.scale = Some(sc);
+                }
+            } else {
+                d.max_learning = d.max_learning.max(s);
+                if d.scored >= 2 * half {
+                    d.threshold = Some((d.max_learning * self.cfg.margin).max(self.cfg.floor));
+                }
+            }
+        }
+        let (threshold, source) = match d.threshold {
+            Some(t) => (t, "device"),
+            None => (
+                self.model.meta.population_threshold.max(self.cfg.floor),
+                "population",
+            ),
+        };
+        // judged on the device's own scale only once its threshold is known
+        let s = if d.threshold.is_some() {
+            s
+        } else {
+            crate::model::score(&z, &pred, population, floors).0
+        };
+        if d.threshold.is_none() {
+            for j in 0..F {
+                errs[j] = (z[j] - pred[j]).abs() / population[j].max(floors[j]);
+            }
+        }
+        let above = !in_warmup && s > threshold;
+        let mut phase = None;
+        if above {
+            d.quiet = 0;
+            match &mut d.incident {
+                None => {
+                    self.incidents += 1;
+                    d.incident = Some(Incident {
+                        id: self.incidents,
+                        max_score: s,
+                    });
+                    phase = Some("open");
+                }
+                Some(i) if s > i.max_score * 1.5 => {
+                    i.max_score = s;
+                    phase = Some("update");
+                }
+                Some(_) => {}
+            }
+        } else if d.incident.is_some() {
+            d.quiet += 1;
+            if d.quiet >= self.cfg.close_after {
+                phase = Some("close");
+            }
+        }
+        let incident = d.incident.as_ref().map(|i| i.id);
+        if phase == Some("close") {
+            d.incident = None;
+            d.quiet = 0;
+        }
+        let alerting = d.incident.is_some();
+        // advance the device's state by exactly one step
+        let mut next = [0f32; F];
+        self.model
+            .step(&mut d.state, &z, &mut next, &mut self.scratch);
+        d.pred = next;
+        if let Some(p) = phase {
+            let mut e = self.event(
+                "anomaly",
+                Some(p),
+                incident,
+                device,
+                start_ns,
+                s,
+                features,
+                &errs,
+            );
+            for c in e.explanation.iter_mut() {
+                let j = FEATURES
+                    .iter()
+                    .position(|f| f.name == c.feature)
+                    .expect("a feature");
+                c.expected = self.model.meta.standardizer.invert(j, pred[j]);
+                c.text = format!(
+                    "{}: {}, expected about {} ({})",
+                    FEATURES[j].doc,
+                    human(c.observed),
+                    human(c.expected),
+                    c.unit
+                );
+            }
+            e.threshold = threshold;
+            e.threshold_source = source;
+            e.severity = if p == "close" {
+                "low"
+            } else {
+                severity(s, threshold)
+            };
+            events.push(e);
+        }
+        Outcome {
+            score: s,
+            threshold,
+            alerting,
+            events,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        kind: &'static str,
+        phase: Option<&'static str>,
+        incident: Option<u64>,
+        device: &Device,
+        start_ns: u64,
+        score: f32,
+        features: &Features,
+        errs: &[f32; F],
+    ) -> Event {
+        let mut parts: Vec<(usize, f32)> = (0..F).map(|j| (j, errs[j])).collect();
+        parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let explanation = if kind == "anomaly" {
+            parts
+                .iter()
+                .take(self.cfg.explain)
+                .map(|&(j, w)| {
+                    let spec = &FEATURES[j];
+                    Contribution {
+                        feature: spec.name,
+                        unit: spec.unit,
+                        observed: features.0[j],
+                        expected: 0.0,
+                        weight: w,
+                        text: String::new(),
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Event {
+            kind,
+            phase,
+            incident,
+            device: DeviceRef::of(device),
+            window_start: Rfc3339(start_ns).to_string(),
+            window_end: Rfc3339(start_ns + self.window_ns).to_string(),
+            window_start_epoch: start_ns / 1_000_000_000,
+            score,
+            threshold: self.threshold_for_new(),
+            threshold_source: "population",
+            severity: "low",
+            explanation,
+        }
+    }
+
+    fn threshold_for_new(&self) -> f32 {
+        self.model.meta.population_threshold.max(self.cfg.floor)
+    }
+
+    /// Device-windows scored so far.
+    pub fn windows_seen(&self) -> u64 {
+        self.windows_seen
+    }
+}

@@ -1,0 +1,382 @@
+//! `iotad eval`: how well detection works on labelled captures (the format of
+//! `../shared/data/MANIFEST.json`), for the model and for a z-score baseline side by side.
+//!
+//! Windows are labelled from the manifest: positive, a window of an attacking device (by MAC
+//! or IP) inside the attack's time range in which it sent packets; negative, every window of
+//! a device that is neither attacker nor victim; victims' windows are left out of the AUC.
+//! Reported per capture: window ROC AUC, whether the attack was alerted and how soon, the
+//! share of attack windows above threshold, false alerts per benign device-hour, and the
+//! feature the first alert named.
+
+pub mod baseline;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::detect::{DetectConfig, Detector};
+use crate::model::Model;
+use crate::pipeline::run_capture;
+use crate::window::Feat;
+use crate::wire::Mac;
+use baseline::Baseline;
+
+/// One attack of a capture.
+#[derive(Clone, Debug)]
+pub struct Attack {
+    pub kind: String,
+    pub attacker_mac: Option<Mac>,
+    pub attacker_ips: Vec<IpAddr>,
+    pub victim_macs: Vec<Mac>,
+    pub victim_ips: Vec<IpAddr>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// One capture of the manifest.
+#[derive(Clone, Debug)]
+pub struct Labelled {
+    pub file: PathBuf,
+    pub kind: String,
+    pub attacks: Vec<Attack>,
+}
+
+fn list<T>(v: &serde_json::Value, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
+    v.as_str()
+        .map(|s| s.split(',').filter_map(|x| parse(x.trim())).collect())
+        .unwrap_or_default()
+}
+
+/// Reads a manifest; capture paths are relative to its folder.
+pub fn read_manifest(path: &Path) -> Result<Vec<Labelled>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
+    let m: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("manifest {}: {e}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let caps = m["captures"]
+        .as_array()
+        .ok_or_else(|| format!("manifest {}: no captures list", path.display()))?;
+    let mut out = Vec::new();
+    for c in caps {
+        let file = c["file"]
+            .as_str()
+            .ok_or("manifest: a capture without file")?;
+        let mut attacks = Vec::new();
+        if let Some(gt) = c["ground_truth"].as_array() {
+            for g in gt {
+                let ns = |k: &str| (g["time_range"][k].as_f64().unwrap_or(0.0) * 1e9) as u64;
+                attacks.push(Attack {
+                    kind: g["kind"].as_str().unwrap_or("?").to_string(),
+                    attacker_mac: g["attacker"]["mac"].as_str().and_then(Mac::parse),
+                    attacker_ips: list(&g["attacker"]["ip"], |s| s.parse().ok()),
+                    victim_macs: list(&g["victim"]["mac"], Mac::parse),
+                    victim_ips: list(&g["victim"]["ip"], |s| s.parse().ok()),
+                    start_ns: ns("start_epoch"),
+                    end_ns: ns("end_epoch"),
+                });
+            }
+        }
+        out.push(Labelled {
+            file: dir.join(file),
+            kind: c["type"].as_str().unwrap_or("?").to_string(),
+            attacks,
+        });
+    }
+    Ok(out)
+}
+
+/// ROC AUC of positive vs negative scores (Mann-Whitney, ties count half).
+pub fn auc(pos: &[f32], neg: &[f32]) -> Option<f64> {
+    if pos.is_empty() || neg.is_empty() {
+        return None;
+    }
+    let mut all: Vec<(f32, bool)> = pos
+        .iter()
+        .map(|&s| (s, true))
+        .chain(neg.iter().map(|&s| (s, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum = 0f64;
+    let mut i = 0;
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let avg_rank = (i + j + 1) as f64 / 2.0;
+        rank_sum += avg_rank * all[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    let (p, n) = (pos.len() as f64, neg.len() as f64);
+    Some((rank_sum - p * (p + 1.0) / 2.0) / (p * n))
+}
+
+/// One detector's results on one capture.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Scores {
+    pub auc: Option<f64>,
+    pub attacks_alerted: usize,
+    pub attacks: usize,
+    /// Seconds from an attack's start to the first alert on its attacker (the mean over
+    /// alerted attacks).
+    pub delay_s: Option<f64>,
+    pub attack_windows_above: f64,
+    pub false_alerts: usize,
+    pub false_alerts_per_device_hour: f64,
+    pub first_alert_feature: Option<String>,
+}
+
+/// Results on one capture.
+#[derive(Clone, Debug, Serialize)]
+pub struct CaptureReport {
+    pub file: String,
+    pub kind: String,
+    pub attack: String,
+    pub learning_windows: u32,
+    pub positive_windows: usize,
+    pub negative_windows: usize,
+    pub benign_device_hours: f64,
+    pub model: Scores,
+    pub baseline: Scores,
+}
+
+#[derive(Default)]
+struct Tally {
+    pos: Vec<f32>,
+    neg: Vec<f32>,
+    above: usize,
+    first_alert: BTreeMap<usize, (u64, Option<String>)>,
+    false_alerts: usize,
+}
+
+impl Tally {
+    fn finish(self, attacks: &[Attack], benign_hours: f64) -> Scores {
+        let delays: Vec<f64> = self
+            .first_alert
+            .iter()
+            .map(|(&i, (t, _))| t.saturating_sub(attacks[i].start_ns) as f64 / 1e9)
+            .collect();
+        Scores {
+            auc: auc(&self.pos, &self.neg),
+            attacks_alerted: self.first_alert.len(),
+            attacks: attacks.len(),
+            delay_s: (!delays.is_empty()).then(|| delays.iter().sum::<f64>() / delays.len() as f64),
+            attack_windows_above: if self.pos.is_empty() {
+                0.0
+            } else {
+                self.above as f64 / self.pos.len() as f64
+            },
+            false_alerts: self.false_alerts,
+            false_alerts_per_device_hour: if benign_hours > 0.0 {
+                self.false_alerts as f64 / benign_hours
+            } else {
+                0.0
+            },
+            first_alert_feature: self
+                .first_alert
+                .values()
+                .next()
+                .and_then(|(_, f)| f.clone()),
+        }
+    }
+}
+
+/// Evaluates `model` (and the baseline) on one labelled capture.
+pub fn evaluate(
+    c: &Labelled,
+    model: &Model,
+    learning_windows: Option<u32>,
+) -> Result<CaptureReport, String> {
+    let cfg = Config::default();
+    let window_ns = cfg.window_ns();
+    // learning: the benign prefix before the first attack, at most the default hour
+    let first_ts = first_timestamp(&c.file)?;
+    // learning: a capture without attacks learns on its first day; others on the benign
+    // prefix before the first attack, at most the detector's default
+    let first_attack = c.attacks.iter().map(|a| a.start_ns).min();
+    let day = (86_400_000_000_000 / window_ns) as u32;
+    let learning = match first_attack {
+        None => learning_windows.unwrap_or(day),
+        Some(a) => {
+            let prefix = (a / window_ns)
+                .saturating_sub(first_ts / window_ns)
+                .min(u64::from(u32::MAX)) as u32;
+            learning_windows
+                .unwrap_or(
+                    DetectConfig::default()
+                        .learning_windows
+                        .max(prefix.min(day)),
+                )
+                .min(prefix)
+        }
+    };
+    let dcfg = DetectConfig {
+        learning_windows: learning,
+        ..DetectConfig::default()
+    };
+    let mut det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
+    let mut base = Baseline::new(learning, crate::device::MAX_DEVICES, window_ns);
+    let (mut tm, mut tb) = (Tally::default(), Tally::default());
+    let mut benign_windows = 0u64;
+    let first_window = first_ts / window_ns;
+    let role = |mac: &Mac, ips: &[IpAddr]| -> (Option<usize>, bool) {
+        let attacker = c.attacks.iter().position(|a| {
+            a.attacker_mac == Some(*mac) || a.attacker_ips.iter().any(|ip| ips.contains(ip))
+        });
+        let victim = c
+            .attacks
+            .iter()
+            .any(|a| a.victim_macs.contains(mac) || a.victim_ips.iter().any(|ip| ips.contains(ip)));
+        (attacker, victim)
+    };
+    let (_, damage) = run_capture(&c.file, None, &cfg, &mut |w| {
+        let Some(dev) = w.table.get(w.closed.device) else {
+            return;
+        };
+        let start = w.closed.start_ns;
+        let f = w.closed.features;
+        let slot = w.closed.device as usize;
+        let om = det.on_window(slot, dev, start, f);
+        let ob = base.on_window(slot, dev.mac, start, f);
+        let ips: Vec<IpAddr> = dev
+            .identity
+            .ipv4
+            .iter()
+            .map(|a| IpAddr::V4(*a))
+            .chain(dev.identity.ipv6.iter().map(|a| IpAddr::V6(*a)))
+            .collect();
+        let (attacker, victim) = role(&dev.mac, &ips);
+        let after_learning = start / window_ns >= first_window + u64::from(learning);
+        let opened = |o: &crate::detect::Outcome| {
+            o.events
+                .iter()
+                .find(|e| e.phase == Some("open"))
+                .map(|e| e.explanation.first().map(|x| x.feature.to_string()))
+        };
+        for (t, score, alerting, open) in [
+            (&mut tm, om.score, om.alerting, opened(&om)),
+            (
+                &mut tb,
+                ob.score,
+                ob.alerting,
+                ob.opened.then(|| ob.feature.map(str::to_string)),
+            ),
+        ] {
+            match attacker {
+                Some(_) => {
+                    for (i, a) in c.attacks.iter().enumerate() {
+                        let in_attack = start + window_ns > a.start_ns && start <= a.end_ns;
+                        let is_attacker = a.attacker_mac == Some(dev.mac)
+                            || a.attacker_ips.iter().any(|ip| ips.contains(ip));
+                        if in_attack && is_attacker && f[Feat::PktsOut] > 0.0 {
+                            t.pos.push(score);
+                            if alerting {
+                                t.above += 1;
+                            }
+                        }
+                        if is_attacker
+                            && alerting
+                            && start + window_ns > a.start_ns
+                            && start <= a.end_ns + window_ns
+                        {
+                            t.first_alert
+                                .entry(i)
+                                .or_insert((start.max(a.start_ns), open.clone().flatten()));
+                        }
+                    }
+                }
+                None if victim => {}
+                None => {
+                    if after_learning {
+                        t.neg.push(score);
+                        if open.is_some() {
+                            t.false_alerts += 1;
+                        }
+                    }
+                }
+            }
+        }
+        if attacker.is_none() && !victim && after_learning {
+            benign_windows += 1;
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(d) = damage {
+        return Err(d.to_string());
+    }
+    let hours = benign_windows as f64 * window_ns as f64 / 1e9 / 3600.0;
+    Ok(CaptureReport {
+        file: c
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        kind: c.kind.clone(),
+        attack: c
+            .attacks
+            .iter()
+            .map(|a| a.kind.as_str())
+            .collect::<Vec<_>>()
+            .join("+"),
+        learning_windows: learning,
+        positive_windows: tm.pos.len(),
+        negative_windows: tm.neg.len(),
+        benign_device_hours: hours,
+        model: tm.finish(&c.attacks, hours),
+        baseline: tb.finish(&c.attacks, hours),
+    })
+}
+
+fn first_timestamp(path: &Path) -> Result<u64, String> {
+    let mut s = crate::capture::Source::open_file(path, None).map_err(|e| e.to_string())?;
+    Ok(s.next()
+        .map_err(|e| e.to_string())?
+        .map(|p| p.ts_ns)
+        .unwrap_or(0))
+}
+
+/// A table for people.
+pub fn table(reports: &[CaptureReport]) -> String {
+    let mut s = format!(
+        "{:<46} {:<22} {:>6} {:>6} | {:>6} {:>5} {:>7} {:>6} {:>8} {:<22} | {:>6} {:>5} {:>7} {:>6} {:>8}\n",
+        "capture", "attack", "pos", "neg", "AUC", "alert", "delay s", "above", "FA/dev-h", "first alert names",
+        "AUC", "alert", "delay s", "above", "FA/dev-h"
+    );
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    for r in reports {
+        let row = |x: &Scores| {
+            format!(
+                "{:>6} {:>5} {:>7} {:>6} {:>8}",
+                f(x.auc, 3),
+                format!("{}/{}", x.attacks_alerted, x.attacks),
+                f(x.delay_s, 0),
+                if x.attacks > 0 {
+                    format!("{:.0}%", x.attack_windows_above * 100.0)
+                } else {
+                    "-".into()
+                },
+                format!("{:.3}", x.false_alerts_per_device_hour)
+            )
+        };
+        s += &format!(
+            "{:<46} {:<22} {:>6} {:>6} | {} {:<22} | {}\n",
+            r.file.chars().take(46).collect::<String>(),
+            r.attack.chars().take(22).collect::<String>(),
+            r.positive_windows,
+            r.negative_windows,
+            row(&r.model),
+            r.model
+                .first_alert_feature
+                .clone()
+                .unwrap_or_else(|| "-".into()),
+            row(&r.baseline)
+        );
+    }
+    s += "columns: model (LSTM+RNN) | baseline (per-device z-score); pos/neg = attack / benign windows;\n";
+    s += "alert = attacks alerted; above = attack windows above threshold; FA/dev-h = false alerts per benign device-hour\n";
+    s
+}

@@ -1,0 +1,149 @@
+//! The model file: safetensors (f32) whose metadata key `iotad` holds [`Meta`] as JSON. A
+//! file that is damaged, of another format version, for other features, or whose tensors do
+//! not have the shapes its metadata promises is refused with an error that says which.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use safetensors::{Dtype, SafeTensors};
+
+use super::network::names;
+use super::{Meta, Model, Sizes, Weights, FORMAT_VERSION};
+use crate::window::features::FEATURES;
+
+const META_KEY: &str = "iotad";
+
+/// The tensors of a model, by name, with their shapes.
+fn tensors(s: Sizes, w: &Weights) -> Vec<(&'static str, Vec<usize>, &[f32])> {
+    let Sizes {
+        features: f,
+        lstm: h,
+        rnn: r,
+    } = s;
+    vec![
+        (names::LSTM_IH, vec![4 * h, f], &w.lstm_ih[..]),
+        (names::LSTM_HH, vec![4 * h, h], &w.lstm_hh),
+        ("lstm.bias", vec![4 * h], &w.lstm_b),
+        (names::RNN_IH, vec![r, h], &w.rnn_ih),
+        (names::RNN_HH, vec![r, r], &w.rnn_hh),
+        (names::RNN_B, vec![r], &w.rnn_b),
+        (names::OUT_W, vec![f, r], &w.out_w),
+        (names::OUT_B, vec![f], &w.out_b),
+    ]
+}
+
+/// Writes the model atomically (a temporary file, then a rename).
+pub fn save(model: &Model, path: &Path) -> Result<(), String> {
+    let dev = Device::Cpu;
+    let mut map = HashMap::new();
+    for (name, shape, values) in tensors(model.meta.sizes, &model.weights) {
+        let t = Tensor::from_slice(values, shape, &dev).map_err(|e| e.to_string())?;
+        map.insert(name.to_string(), t);
+    }
+    let meta = serde_json::to_string(&model.meta).map_err(|e| e.to_string())?;
+    let tmp = path.with_extension("tmp");
+    safetensors::serialize_to_file(
+        &map,
+        Some(HashMap::from([(META_KEY.to_string(), meta)])),
+        &tmp,
+    )
+    .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Reads a model file.
+pub fn load(path: &Path) -> Result<Model, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read model {}: {e}", path.display()))?;
+    from_bytes(&bytes).map_err(|e| format!("model {}: {e}", path.display()))
+}
+
+/// Reads a model from the bytes of a file.
+pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a safetensors model file ({e})"))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("not a safetensors model file ({e})"))?;
+    let meta_json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or("no iotad metadata: not an iotad model")?;
+    let meta: Meta =
+        serde_json::from_str(meta_json).map_err(|e| format!("unreadable metadata: {e}"))?;
+    if meta.format_version != FORMAT_VERSION {
+        return Err(format!(
+            "format version {} (this iotad reads version {FORMAT_VERSION})",
+            meta.format_version
+        ));
+    }
+    let names: Vec<&str> = FEATURES.iter().map(|f| f.name).collect();
+    if meta.sizes.features != names.len() || meta.features != names {
+        return Err(format!(
+            "made for {} features ({}...), this iotad computes {} ({}...): retrain it with `iotad train`",
+            meta.features.len(),
+            meta.features.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+            names.len(),
+            names[..3].join(", ")
+        ));
+    }
+    let f = meta.sizes.features;
+    if meta.standardizer.mean.len() != f
+        || meta.standardizer.std.len() != f
+        || meta.residual_scale.len() != f
+    {
+        return Err("standardization does not match the feature count".into());
+    }
+    let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
+        let t = st
+            .tensor(name)
+            .map_err(|_| format!("tensor {name} is missing"))?;
+        if t.dtype() != Dtype::F32 || t.shape() != shape {
+            return Err(format!(
+                "tensor {name} is {:?} {:?}, expected F32 {shape:?}",
+                t.dtype(),
+                t.shape()
+            ));
+        }
+        Ok(t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    let empty = Weights {
+        lstm_ih: vec![],
+        lstm_hh: vec![],
+        lstm_b: vec![],
+        rnn_ih: vec![],
+        rnn_hh: vec![],
+        rnn_b: vec![],
+        out_w: vec![],
+        out_b: vec![],
+    };
+    let mut loaded = Vec::new();
+    for (name, shape, _) in tensors(meta.sizes, &empty) {
+        loaded.push(get(name, &shape)?);
+    }
+    let mut it = loaded.into_iter();
+    let mut next = || it.next().expect("one per tensor");
+    let weights = Weights {
+        lstm_ih: next(),
+        lstm_hh: next(),
+        lstm_b: next(),
+        rnn_ih: next(),
+        rnn_hh: next(),
+        rnn_b: next(),
+        out_w: next(),
+        out_b: next(),
+    };
+    if weights
+        .lstm_b
+        .iter()
+        .chain(&weights.out_w)
+        .any(|v| !v.is_finite())
+    {
+        return Err("weights are not finite numbers".into());
+    }
+    Ok(Model { meta, weights })
+}

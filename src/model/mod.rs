@@ -1,0 +1,302 @@
+//! The LSTM+RNN that learns what each device normally does.
+//!
+//! A device's windows, standardized ([`Standardizer`]), go one at a time through an LSTM
+//! (hidden 64) and an Elman RNN (tanh, hidden 32), and a dense layer predicts the device's
+//! next window. A window's score is how far what it shows is from what was predicted from the
+//! windows before it, feature by feature, in standard units: no labels are needed.
+//!
+//! Training runs on candle ([`network`], [`train`]); the file is safetensors (f32) with the
+//! architecture, the feature names and the standardization in its metadata ([`file`]);
+//! streaming inference keeps each device's recurrent state and advances it one step per
+//! closed window ([`Model::step`]), allocation-free.
+
+pub mod file;
+pub mod network;
+pub mod train;
+
+use serde::{Deserialize, Serialize};
+
+use crate::window::features::{Kind, F, FEATURES};
+use crate::window::Features;
+
+/// Version of the model file format; a file of another version is refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The smallest standard deviation a feature may have (in log1p units), so that a feature
+/// that never moved in training cannot blow a score up.
+pub const STD_FLOOR: f32 = 0.25;
+
+/// Standardized values are clipped to this, so one absurd value cannot dominate.
+pub const CLIP: f32 = 20.0;
+
+/// Layer sizes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sizes {
+    pub features: usize,
+    pub lstm: usize,
+    pub rnn: usize,
+}
+
+impl Default for Sizes {
+    fn default() -> Sizes {
+        Sizes {
+            features: F,
+            lstm: 64,
+            rnn: 32,
+        }
+    }
+}
+
+/// Per-feature standardization: log1p for counts and means, then (x - mean) / max(std, floor).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+/// The transform before standardization.
+#[inline]
+pub fn transform(kind: Kind, v: f32) -> f32 {
+    match kind {
+        Kind::Count | Kind::Mean => v.max(0.0).ln_1p(),
+        Kind::Ratio => v,
+    }
+}
+
+/// The inverse of [`transform`].
+#[inline]
+pub fn untransform(kind: Kind, v: f32) -> f32 {
+    match kind {
+        Kind::Count | Kind::Mean => v.exp_m1().max(0.0),
+        Kind::Ratio => v,
+    }
+}
+
+impl Standardizer {
+    /// Learns means and deviations from windows.
+    pub fn fit<'a>(windows: impl Iterator<Item = &'a Features>) -> Standardizer {
+        let mut n = 0f64;
+        let mut sum = [0f64; F];
+        let mut sq = [0f64; F];
+        for w in windows {
+            n += 1.0;
+            for (j, spec) in FEATURES.iter().enumerate() {
+                let t = f64::from(transform(spec.kind, w.0[j]));
+                sum[j] += t;
+                sq[j] += t * t;
+            }
+        }
+        let n = n.max(1.0);
+        let mean: Vec<f32> = sum.iter().map(|s| (s / n) as f32).collect();
+        let std = sum
+            .iter()
+            .zip(sq.iter())
+            .map(|(s, q)| ((q / n - (s / n).powi(2)).max(0.0).sqrt()) as f32)
+            .collect();
+        Standardizer { mean, std }
+    }
+
+    /// The standardized vector of a window.
+    #[inline]
+    pub fn apply(&self, w: &Features, out: &mut [f32; F]) {
+        for (j, spec) in FEATURES.iter().enumerate() {
+            let z = (transform(spec.kind, w.0[j]) - self.mean[j]) / self.std[j].max(STD_FLOOR);
+            out[j] = z.clamp(-CLIP, CLIP);
+        }
+    }
+
+    /// The smallest typical error per feature, in standard units: the feature's tolerance
+    /// (in log1p units) over its standard deviation, and at least [`SCALE_FLOOR`].
+    pub fn floors(&self) -> [f32; F] {
+        let mut f = [0f32; F];
+        for (j, spec) in FEATURES.iter().enumerate() {
+            f[j] = (spec.tolerance.log_units() / self.std[j].max(STD_FLOOR)).max(SCALE_FLOOR);
+        }
+        f
+    }
+
+    /// A standardized value back in the feature's own units.
+    pub fn invert(&self, j: usize, z: f32) -> f32 {
+        untransform(
+            FEATURES[j].kind,
+            z * self.std[j].max(STD_FLOOR) + self.mean[j],
+        )
+    }
+}
+
+/// What training saw, stored in the model file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    pub windows: u64,
+    pub devices: u64,
+    pub sources: Vec<String>,
+    pub epochs: u32,
+    pub train_loss: f32,
+    pub validation_loss: f32,
+    pub seed: u64,
+}
+
+/// Everything about a model except its weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    pub format_version: u32,
+    pub sizes: Sizes,
+    pub window_secs: u32,
+    pub features: Vec<String>,
+    pub standardizer: Standardizer,
+    /// Typical prediction error per feature (root mean square over the validation windows,
+    /// standard units): how errors are scaled for devices whose own scale is not learned yet.
+    pub residual_scale: Vec<f32>,
+    /// Threshold for devices whose own threshold is not learned yet: a high quantile of the
+    /// validation windows' scores, with a margin.
+    pub population_threshold: f32,
+    pub training: TrainingSummary,
+}
+
+/// The weights as plain row-major matrices, for the streaming step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights {
+    /// [4H, F], [4H, H], [4H] (both LSTM biases summed); gate order i, f, g, o.
+    pub lstm_ih: Vec<f32>,
+    pub lstm_hh: Vec<f32>,
+    pub lstm_b: Vec<f32>,
+    /// [R, H], [R, R], [R].
+    pub rnn_ih: Vec<f32>,
+    pub rnn_hh: Vec<f32>,
+    pub rnn_b: Vec<f32>,
+    /// [F, R], [F].
+    pub out_w: Vec<f32>,
+    pub out_b: Vec<f32>,
+}
+
+/// A loaded model.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub meta: Meta,
+    pub weights: Weights,
+}
+
+/// One device's recurrent state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    pub h1: Vec<f32>,
+    pub c1: Vec<f32>,
+    pub h2: Vec<f32>,
+}
+
+#[inline]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// `out[r] = b[r] + sum_c m[r, c] * x[c]` for a row-major `m` of `out.len()` rows.
+#[inline]
+fn matvec_add(m: &[f32], x: &[f32], out: &mut [f32]) {
+    let cols = x.len();
+    for (r, o) in out.iter_mut().enumerate() {
+        let row = &m[r * cols..(r + 1) * cols];
+        *o += row.iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+    }
+}
+
+impl Model {
+    pub fn sizes(&self) -> Sizes {
+        self.meta.sizes
+    }
+
+    /// A zero state for a new device.
+    pub fn state(&self) -> State {
+        let s = self.meta.sizes;
+        State {
+            h1: vec![0.0; s.lstm],
+            c1: vec![0.0; s.lstm],
+            h2: vec![0.0; s.rnn],
+        }
+    }
+
+    /// Advances one device by one window: `x` is the standardized window, `pred` receives the
+    /// prediction of the next one. `scratch` must hold 4 * lstm floats.
+    pub fn step(&self, state: &mut State, x: &[f32; F], pred: &mut [f32; F], scratch: &mut [f32]) {
+        let Sizes {
+            lstm: h, rnn: r, ..
+        } = self.meta.sizes;
+        let w = &self.weights;
+        let gates = &mut scratch[..4 * h];
+        gates.copy_from_slice(&w.lstm_b);
+        matvec_add(&w.lstm_ih, x, gates);
+        matvec_add(&w.lstm_hh, &state.h1, gates);
+        for k in 0..h {
+            let i = sigmoid(gates[k]);
+            let f = sigmoid(gates[h + k]);
+            let g = gates[2 * h + k].tanh();
+            let o = sigmoid(gates[3 * h + k]);
+            let c = f * state.c1[k] + i * g;
+            state.c1[k] = c;
+            state.h1[k] = o * c.tanh();
+        }
+        let mut h2 = [0f32; 256];
+        let h2 = &mut h2[..r];
+        h2.copy_from_slice(&w.rnn_b);
+        matvec_add(&w.rnn_ih, &state.h1, h2);
+        matvec_add(&w.rnn_hh, &state.h2, h2);
+        for (s, v) in state.h2.iter_mut().zip(h2.iter()) {
+            *s = v.tanh();
+        }
+        pred.copy_from_slice(&w.out_b);
+        matvec_add(&w.out_w, &state.h2, pred);
+    }
+}
+
+/// Errors are divided by at least this much (standard units): a feature a device never
+/// moved cannot turn noise into an alert.
+pub const SCALE_FLOOR: f32 = 0.3;
+
+/// Features whose errors make up a score.
+pub const SCORED: usize = 3;
+
+/// The score of an observed (standardized) window against its prediction, errors scaled per
+/// feature by `scale` (the device's own typical error, or the population's) but never by
+/// less than `floor` (see [`Standardizer::floors`]): the length of the vector of the
+/// [`SCORED`] largest scaled errors, and the feature of the largest. In "typical errors".
+/// Attacks move several features together (a scan: SYNs, ports, resets, unanswered
+/// attempts); a rare benign event mostly moves one.
+pub fn score(
+    observed: &[f32; F],
+    predicted: &[f32; F],
+    scale: &[f32],
+    floor: &[f32; F],
+) -> (f32, usize) {
+    let mut top = [(0f32, 0usize); SCORED];
+    for j in 0..F {
+        let e = (observed[j] - predicted[j]).abs() / scale[j].max(floor[j]);
+        if e > top[SCORED - 1].0 {
+            top[SCORED - 1] = (e, j);
+            top.sort_by(|a, b| b.0.total_cmp(&a.0));
+        }
+    }
+    (top.iter().map(|(e, _)| e * e).sum::<f32>().sqrt(), top[0].1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standardizer_floors_and_inverts() {
+        let mut a = Features::ZERO;
+        a.0[0] = 10.0;
+        let b = a;
+        let s = Standardizer::fit([a, b].iter());
+        assert_eq!(s.std[0], 0.0, "never moved");
+        let mut z = [0f32; F];
+        let mut c = a;
+        c.0[0] = 1000.0;
+        s.apply(&c, &mut z);
+        let expect = (1001f32.ln() - 11f32.ln()) / STD_FLOOR;
+        assert!((z[0] - expect).abs() < 1e-4, "{} vs {expect}", z[0]);
+        assert!((s.invert(0, z[0]) - 1000.0).abs() < 0.1);
+        c.0[0] = 1e30;
+        s.apply(&c, &mut z);
+        assert_eq!(z[0], CLIP);
+    }
+}
