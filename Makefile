@@ -24,7 +24,14 @@ AARCH64_ENV = LIBPCAP_LIBDIR=$(CURDIR)/$(PCAP_PREFIX)/lib LIBPCAP_VER=$$(cat $(P
 # `make aarch64 PI5=1` tunes for the Raspberry Pi 5's Cortex-A76; the default runs on any aarch64.
 AARCH64_RUSTFLAGS := $(if $(PI5),RUSTFLAGS="-C target-cpu=cortex-a76",)
 
-.PHONY: all build deps rust demo test lint bench clean aarch64 aarch64-deps libpcap-aarch64 test-aarch64
+# `make model`: the default model, from captures the synthesizer generates (six networks of
+# eight devices, six hours each: 103,680 windows). Each capture is turned into feature windows
+# and deleted at once, so the disk holds one capture at a time.
+MODEL := models/iotad.safetensors
+MODEL_SEEDS := 11 12 13 14 15 16
+MODEL_DIR := target/model
+
+.PHONY: all build deps rust demo test lint bench clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64
 
 all: build
 
@@ -60,6 +67,15 @@ demo: build
 	  $$col["remote_ports"] > 100 || $$col["login_attempts"] > 5 || $$col["dns_name_len_mean"] > 50 { \
 	    print "  " $$2, $$3, $$col["remote_ports"], $$col["login_attempts"], $$col["dns_name_len_mean"] }' \
 	  $(DEMO_DIR)/windows.csv | head -20
+
+model: build
+	@mkdir -p $(MODEL_DIR)
+	@for s in $(MODEL_SEEDS); do \
+	  $(BIN) synth --out $(MODEL_DIR)/net-$$s.pcap --seed $$s --duration 21600 --devices 8 && \
+	  $(BIN) features $(MODEL_DIR)/net-$$s.pcap --out $(MODEL_DIR)/net-$$s.csv && \
+	  rm -f $(MODEL_DIR)/net-$$s.pcap || exit 1; done
+	$(BIN) train $(foreach s,$(MODEL_SEEDS),--csv $(MODEL_DIR)/net-$(s).csv) --seed 1 --out $(MODEL)
+	@ls -l $(MODEL)
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -82,9 +82,13 @@ pub struct ReplayArgs {
     /// print JSON lines instead of a table
     #[argh(switch)]
     pub json: bool,
-    /// the model to score windows with; anomaly events are printed as JSON lines
+    /// the model to score windows with (default: the built-in one); anomaly and new-device
+    /// events are printed as JSON lines before the summary
     #[argh(option, short = 'm')]
     pub model: Option<PathBuf>,
+    /// only summarize the devices, without scoring
+    #[argh(switch)]
+    pub no_model: bool,
     /// windows after the start during which thresholds are learned and nothing alerts
     /// (default 360, one hour of 10-s windows)
     #[argh(option, default = "360")]
@@ -166,9 +170,9 @@ pub struct EvalArgs {
     /// the manifest of labelled captures
     #[argh(positional)]
     pub manifest: PathBuf,
-    /// the model to evaluate
+    /// the model to evaluate (default: the built-in one)
     #[argh(option, short = 'm')]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// only captures whose file name contains this
     #[argh(option)]
     pub only: Option<String>,

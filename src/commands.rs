@@ -167,6 +167,7 @@ pub fn peak_rss_kb() -> Option<u64> {
 /// One device's summary after a replay.
 #[derive(serde::Serialize)]
 struct DeviceSummary<'a> {
+    kind: &'static str,
     capture: &'a str,
     mac: String,
     vendor: Option<&'a str>,
@@ -183,7 +184,11 @@ struct DeviceSummary<'a> {
 pub fn replay(a: ReplayArgs) -> CmdResult {
     need_captures(&a.captures)?;
     let cfg = config(a.config.as_deref(), a.window_secs, &a.gateway)?;
-    let model = a.model.as_deref().map(model::file::load).transpose()?;
+    let model = if a.no_model {
+        None
+    } else {
+        Some(model::file::load_or_built_in(a.model.as_deref())?)
+    };
     if let Some(m) = &model {
         if m.meta.window_secs != cfg.window_secs {
             return Err(format!(
@@ -254,6 +259,7 @@ fn print_summary(
     let rows: Vec<DeviceSummary<'_>> = table
         .devices()
         .map(|(_, d)| DeviceSummary {
+            kind: "device",
             capture: name,
             mac: d.mac.to_string(),
             vendor: vendors.get(&d.mac.oui()).map(String::as_str),
@@ -352,7 +358,7 @@ pub fn train(a: TrainArgs) -> CmdResult {
 }
 
 pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
-    let m = model::file::load(&a.model)?;
+    let m = model::file::load_or_built_in(a.model.as_deref())?;
     let captures = crate::eval::read_manifest(&a.manifest)?;
     let mut reports = Vec::new();
     for c in captures.iter().filter(|c| {

@@ -12,7 +12,15 @@ fn readme() -> String {
 #[test]
 fn readme_quotes_every_help_text() {
     let readme = readme();
-    for cmd in [&[][..], &["features"], &["replay"], &["synth"], &["bench"]] {
+    for cmd in [
+        &[][..],
+        &["features"],
+        &["replay"],
+        &["synth"],
+        &["train"],
+        &["eval"],
+        &["bench"],
+    ] {
         let mut args: Vec<&str> = cmd.to_vec();
         args.push("--help");
         let help = ok(&args);

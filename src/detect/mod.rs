@@ -36,6 +36,8 @@ pub struct DetectConfig {
     pub close_after: u32,
     /// Features named in an explanation.
     pub explain: usize,
+    /// Windows of an incident after which the model accepts the device's new behaviour.
+    pub adapt_after: u32,
 }
 
 impl Default for DetectConfig {
@@ -46,6 +48,7 @@ impl Default for DetectConfig {
             floor: crate::model::train::MIN_THRESHOLD,
             close_after: 3,
             explain: 3,
+            adapt_after: 60,
         }
     }
 }
@@ -130,6 +133,8 @@ struct DeviceState {
     threshold: Option<f32>,
     incident: Option<Incident>,
     quiet: u32,
+    /// Windows fed with the prediction instead of the observation, in this incident.
+    held: u32,
 }
 
 /// What one window came to.
@@ -233,6 +238,7 @@ impl Detector {
                 threshold: None,
                 incident: None,
                 quiet: 0,
+                held: 0,
             });
             if !in_warmup {
                 events.push(self.event(
@@ -263,8 +269,29 @@ impl Detector {
         for j in 0..F {
             errs[j] = (z[j] - pred[j]).abs() / scale[j].max(floors[j]);
         }
-        // learn this device's typical errors, then its threshold
+        let (threshold, source) = match d.threshold {
+            Some(t) => (t, "device"),
+            None => (
+                self.model.meta.population_threshold.max(self.cfg.floor),
+                "population",
+            ),
+        };
+        // judged on the device's own scale only once its threshold is known
+        let own = s;
+        let s = if d.threshold.is_some() {
+            own
+        } else {
+            crate::model::score(&z, &pred, population, floors).0
+        };
         if d.threshold.is_none() {
+            for j in 0..F {
+                errs[j] = (z[j] - pred[j]).abs() / population[j].max(floors[j]);
+            }
+        }
+        // learn this device's typical errors, then its threshold; after the start, a device
+        // still learning does not learn from windows that alert (a rogue device's attack must
+        // not become its normal)
+        if d.threshold.is_none() && (in_warmup || s <= threshold) {
             d.scored += 1;
             if d.scored <= half {
                 for j in 0..F {
@@ -278,28 +305,10 @@ impl Detector {
                     d.scale = Some(sc);
                 }
             } else {
-                d.max_learning = d.max_learning.max(s);
+                d.max_learning = d.max_learning.max(own);
                 if d.scored >= 2 * half {
                     d.threshold = Some((d.max_learning * self.cfg.margin).max(self.cfg.floor));
                 }
-            }
-        }
-        let (threshold, source) = match d.threshold {
-            Some(t) => (t, "device"),
-            None => (
-                self.model.meta.population_threshold.max(self.cfg.floor),
-                "population",
-            ),
-        };
-        // judged on the device's own scale only once its threshold is known
-        let s = if d.threshold.is_some() {
-            s
-        } else {
-            crate::model::score(&z, &pred, population, floors).0
-        };
-        if d.threshold.is_none() {
-            for j in 0..F {
-                errs[j] = (z[j] - pred[j]).abs() / population[j].max(floors[j]);
             }
         }
         let above = !in_warmup && s > threshold;
@@ -333,10 +342,18 @@ impl Detector {
             d.quiet = 0;
         }
         let alerting = d.incident.is_some();
-        // advance the device's state by exactly one step
+        // advance the device's state by exactly one step; during an incident the model is fed
+        // what it expected, so that an attack does not become the new normal (for at most
+        // `adapt_after` windows: a lasting change does)
+        d.held = if alerting { d.held + 1 } else { 0 };
+        let input = if alerting && d.held <= self.cfg.adapt_after {
+            pred
+        } else {
+            z
+        };
         let mut next = [0f32; F];
         self.model
-            .step(&mut d.state, &z, &mut next, &mut self.scratch);
+            .step(&mut d.state, &input, &mut next, &mut self.scratch);
         d.pred = next;
         if let Some(p) = phase {
             let mut e = self.event(

@@ -33,6 +33,23 @@ fn tensors(s: Sizes, w: &Weights) -> Vec<(&'static str, Vec<usize>, &[f32])> {
     ]
 }
 
+/// The default model, built into the binary: `models/iotad.safetensors`, which `make model`
+/// trains on captures the synthesizer generates.
+pub const BUILT_IN: &[u8] = include_bytes!("../../models/iotad.safetensors");
+
+/// The built-in model.
+pub fn built_in() -> Result<Model, String> {
+    from_bytes(BUILT_IN).map_err(|e| format!("the built-in model: {e}"))
+}
+
+/// The model in `path`, or the built-in one.
+pub fn load_or_built_in(path: Option<&Path>) -> Result<Model, String> {
+    match path {
+        Some(p) => load(p),
+        None => built_in(),
+    }
+}
+
 /// Writes the model atomically (a temporary file, then a rename).
 pub fn save(model: &Model, path: &Path) -> Result<(), String> {
     let dev = Device::Cpu;
