@@ -12,7 +12,7 @@ $native synth --out "$dir/native.pcap" --seed 21 --duration 900 --devices 8 "${a
 $other synth --out "$dir/other.pcap" --seed 21 --duration 900 --devices 8 "${attacks[@]}" 2>/dev/null
 cmp "$dir/native.pcap" "$dir/other.pcap"
 echo "  synth: identical captures ($(stat -c %s "$dir/native.pcap") bytes)"
-for cmd in "features" "features --format jsonl" "replay --json" "replay"; do
+for cmd in "features" "features --format jsonl" "replay --json --learning-windows 10" "replay --learning-windows 10"; do
   # shellcheck disable=SC2086
   $native $cmd "$dir/native.pcap" >"$dir/a.out"
   # shellcheck disable=SC2086
@@ -22,5 +22,5 @@ for cmd in "features" "features --format jsonl" "replay --json" "replay"; do
     diff "$dir/a.out" "$dir/b.out" | head -20 >&2
     exit 1
   fi
-  echo "  $cmd: identical output ($(wc -l <"$dir/a.out") lines)"
+  echo "  $cmd: identical output ($(wc -l <"$dir/a.out") lines, $(grep -c "\"kind\":\"anomaly\"" "$dir/a.out" || true) anomaly events)"
 done

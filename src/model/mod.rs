@@ -11,6 +11,7 @@
 //! closed window ([`Model::step`]), allocation-free.
 
 pub mod file;
+pub mod math;
 pub mod network;
 pub mod train;
 
@@ -58,7 +59,7 @@ pub struct Standardizer {
 #[inline]
 pub fn transform(kind: Kind, v: f32) -> f32 {
     match kind {
-        Kind::Count | Kind::Mean => v.max(0.0).ln_1p(),
+        Kind::Count | Kind::Mean => math::ln_1p(v.max(0.0)),
         Kind::Ratio => v,
     }
 }
@@ -67,7 +68,7 @@ pub fn transform(kind: Kind, v: f32) -> f32 {
 #[inline]
 pub fn untransform(kind: Kind, v: f32) -> f32 {
     match kind {
-        Kind::Count | Kind::Mean => v.exp_m1().max(0.0),
+        Kind::Count | Kind::Mean => math::exp_m1(v).max(0.0),
         Kind::Ratio => v,
     }
 }
@@ -184,10 +185,7 @@ pub struct State {
     pub h2: Vec<f32>,
 }
 
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
+use math::sigmoid;
 
 /// `out[r] = b[r] + sum_c m[r, c] * x[c]` for a row-major `m` of `out.len()` rows.
 #[inline]
@@ -228,11 +226,11 @@ impl Model {
         for k in 0..h {
             let i = sigmoid(gates[k]);
             let f = sigmoid(gates[h + k]);
-            let g = gates[2 * h + k].tanh();
+            let g = math::tanh(gates[2 * h + k]);
             let o = sigmoid(gates[3 * h + k]);
             let c = f * state.c1[k] + i * g;
             state.c1[k] = c;
-            state.h1[k] = o * c.tanh();
+            state.h1[k] = o * math::tanh(c);
         }
         let mut h2 = [0f32; 256];
         let h2 = &mut h2[..r];
@@ -240,7 +238,7 @@ impl Model {
         matvec_add(&w.rnn_ih, &state.h1, h2);
         matvec_add(&w.rnn_hh, &state.h2, h2);
         for (s, v) in state.h2.iter_mut().zip(h2.iter()) {
-            *s = v.tanh();
+            *s = math::tanh(*v);
         }
         pred.copy_from_slice(&w.out_b);
         matvec_add(&w.out_w, &state.h2, pred);
