@@ -233,5 +233,56 @@ fn run(path: &Path, repeat: u32) -> Result<(), String> {
         Ok(rss) => println!("peak RSS of `iotad features` on this capture: {rss}"),
         Err(e) => println!("peak RSS: not measured ({e})"),
     }
+    model_steps(repeat)
+}
+
+/// Microseconds per device-step of the built-in model, f32 and Q8_0, for one device and for
+/// 64 devices stepped in turn (one closed window each), single-threaded.
+fn model_steps(repeat: u32) -> Result<(), String> {
+    use crate::window::F;
+    let f32_model = crate::model::file::built_in()?;
+    let q8_model = f32_model.quantized();
+    println!(
+        "model step (built-in model, LSTM {} -> RNN {}; candle threads {}):",
+        f32_model.meta.sizes.lstm,
+        f32_model.meta.sizes.rnn,
+        candle_core::utils::get_num_threads()
+    );
+    let mut rng = crate::synth::Rng::new(5);
+    let inputs: Vec<[f32; F]> = (0..256)
+        .map(|_| {
+            let mut x = [0f32; F];
+            for v in x.iter_mut() {
+                *v = (rng.range(0, 2000) as f32 - 1000.0) / 500.0;
+            }
+            x
+        })
+        .collect();
+    for (name, m) in [
+        ("f32 (plain Rust loop)", &f32_model),
+        ("Q8_0 (candle k_quants::matmul)", &q8_model),
+    ] {
+        for devices in [1usize, 64] {
+            let mut states: Vec<_> = (0..devices).map(|_| m.state()).collect();
+            let mut scratch = vec![0f32; m.scratch_len()];
+            let mut pred = [0f32; F];
+            let steps = 200_000 / devices * devices;
+            let mut best = f64::INFINITY;
+            for _ in 0..repeat.max(1) {
+                let start = Instant::now();
+                for i in 0..steps {
+                    m.step(
+                        &mut states[i % devices],
+                        &inputs[i % inputs.len()],
+                        &mut pred,
+                        &mut scratch,
+                    );
+                }
+                best = best.min(start.elapsed().as_secs_f64() / steps as f64 * 1e6);
+                std::hint::black_box(&pred);
+            }
+            println!("  {name:<32} {devices:>2} device(s): {best:.2} us per device-step");
+        }
+    }
     Ok(())
 }

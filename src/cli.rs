@@ -22,6 +22,7 @@ pub enum Command {
     Replay(ReplayArgs),
     Synth(SynthArgs),
     Train(TrainArgs),
+    Quantize(QuantizeArgs),
     Eval(EvalArgs),
     Bench(BenchArgs),
 }
@@ -162,6 +163,22 @@ pub struct TrainArgs {
     pub window_secs: Option<u32>,
 }
 
+/// Write a model as GGUF with quantized weight matrices, and report how closely its scores
+/// follow the f32 model's on a synthesized network with attacks.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "quantize")]
+pub struct QuantizeArgs {
+    /// the f32 model (default: the built-in one)
+    #[argh(option, short = 'm')]
+    pub model: Option<PathBuf>,
+    /// the GGUF file to write
+    #[argh(option, short = 'o')]
+    pub out: PathBuf,
+    /// q8_0 (default) or q4_0
+    #[argh(option, default = "String::from(\"q8_0\")")]
+    pub r#type: String,
+}
+
 /// Measure detection on labelled captures (a MANIFEST.json like ../shared/data's), for the
 /// model and a z-score baseline.
 #[derive(FromArgs, Debug)]
@@ -180,6 +197,10 @@ pub struct EvalArgs {
     /// most 360)
     #[argh(option)]
     pub learning_windows: Option<u32>,
+    /// instead of detection figures, how closely this other model's scores and alerts follow
+    /// the model's on every capture (e.g. a quantized GGUF against the f32 model)
+    #[argh(option)]
+    pub compare: Option<PathBuf>,
     /// print JSON instead of a table
     #[argh(switch)]
     pub json: bool,

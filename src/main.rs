@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => commands::replay(a),
         Command::Synth(a) => synth::command(a),
         Command::Train(a) => commands::train(a),
+        Command::Quantize(a) => commands::quantize(a),
         Command::Eval(a) => commands::eval(a),
         Command::Bench(a) => bench::command(a),
     };

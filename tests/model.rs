@@ -190,3 +190,80 @@ fn training_is_deterministic_and_single_threaded() {
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn quantized_gguf_follows_the_f32_model() {
+    let dir = scratch("model-gguf");
+    let gguf = dir.join("m.gguf");
+    let out = ok(&["quantize", "--out", s(&gguf)]);
+    assert!(out.contains("the same"), "{out}");
+    let r: f64 = out
+        .split("Pearson r of scores ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(r >= 0.99, "{out}");
+    let q = file::load(&gguf).unwrap();
+    assert!(q.q8.is_some(), "a Q8_0 file steps with Q8_0 blocks");
+    let f = file::built_in().unwrap();
+    assert_eq!(q.meta, f.meta);
+    let worst = q
+        .weights
+        .lstm_ih
+        .iter()
+        .zip(&f.weights.lstm_ih)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(
+        worst > 0.0 && worst < 0.01,
+        "Q8_0 rounding of the weights: {worst}"
+    );
+    // a GGUF written again from the loaded one steps identically
+    let pcap = dir.join("n.pcap");
+    ok(&[
+        "synth",
+        "--out",
+        s(&pcap),
+        "--seed",
+        "3",
+        "--duration",
+        "1200",
+        "--devices",
+        "4",
+        "--attack",
+        "portscan@700:02:10:00:00:00:00",
+    ]);
+    let a = ok(&[
+        "replay",
+        s(&pcap),
+        "--model",
+        s(&gguf),
+        "--json",
+        "--learning-windows",
+        "30",
+    ]);
+    assert!(a.contains("\"kind\":\"anomaly\""));
+    assert_eq!(
+        a,
+        ok(&[
+            "replay",
+            s(&pcap),
+            "--model",
+            s(&gguf),
+            "--json",
+            "--learning-windows",
+            "30"
+        ])
+    );
+    // a cut GGUF is refused
+    let bytes = std::fs::read(&gguf).unwrap();
+    let cut = dir.join("cut.gguf");
+    std::fs::write(&cut, &bytes[..bytes.len() / 3]).unwrap();
+    let err = file::load(&cut).unwrap_err();
+    assert!(err.contains("cut.gguf"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -182,7 +182,7 @@ fn human(v: f32) -> String {
 impl Detector {
     /// A detector for `capacity` device slots with windows of `window_ns`.
     pub fn new(model: Model, cfg: DetectConfig, capacity: usize, window_ns: u64) -> Detector {
-        let scratch = vec![0.0; 4 * model.meta.sizes.lstm];
+        let scratch = vec![0.0; model.scratch_len()];
         let floors = model.meta.standardizer.floors();
         Detector {
             floors,

@@ -380,3 +380,72 @@ pub fn table(reports: &[CaptureReport]) -> String {
     s += "alert = attacks alerted; above = attack windows above threshold; FA/dev-h = false alerts per benign device-hour\n";
     s
 }
+
+/// How closely two models agree on one capture: the Pearson correlation of their window
+/// scores, the largest difference, and whether they open the same incidents.
+#[derive(Clone, Debug, Serialize)]
+pub struct Agreement {
+    pub windows: usize,
+    pub pearson_r: f64,
+    pub max_abs_diff: f32,
+    pub alerts_a: usize,
+    pub alerts_b: usize,
+    pub same_alerts: bool,
+}
+
+/// Runs `a` and `b` side by side over `capture` (learning on its first `learning` windows).
+pub fn agreement(a: &Model, b: &Model, capture: &Path, learning: u32) -> Result<Agreement, String> {
+    let cfg = Config::default();
+    let dcfg = DetectConfig {
+        learning_windows: learning,
+        ..DetectConfig::default()
+    };
+    let mut da = Detector::new(
+        a.clone(),
+        dcfg.clone(),
+        crate::device::MAX_DEVICES,
+        cfg.window_ns(),
+    );
+    let mut db = Detector::new(b.clone(), dcfg, crate::device::MAX_DEVICES, cfg.window_ns());
+    let (mut xa, mut xb) = (Vec::new(), Vec::new());
+    let (mut opens_a, mut opens_b) = (Vec::new(), Vec::new());
+    let opens = |o: &crate::detect::Outcome, v: &mut Vec<(String, u64)>| {
+        for e in o.events.iter().filter(|e| e.phase == Some("open")) {
+            v.push((e.device.mac.clone(), e.window_start_epoch));
+        }
+    };
+    let (_, damage) = run_capture(capture, None, &cfg, &mut |w| {
+        let Some(dev) = w.table.get(w.closed.device) else {
+            return;
+        };
+        let slot = w.closed.device as usize;
+        let oa = da.on_window(slot, dev, w.closed.start_ns, w.closed.features);
+        let ob = db.on_window(slot, dev, w.closed.start_ns, w.closed.features);
+        xa.push(f64::from(oa.score));
+        xb.push(f64::from(ob.score));
+        opens(&oa, &mut opens_a);
+        opens(&ob, &mut opens_b);
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(d) = damage {
+        return Err(d.to_string());
+    }
+    let n = xa.len() as f64;
+    let (ma, mb) = (xa.iter().sum::<f64>() / n, xb.iter().sum::<f64>() / n);
+    let cov: f64 = xa.iter().zip(&xb).map(|(a, b)| (a - ma) * (b - mb)).sum();
+    let va: f64 = xa.iter().map(|a| (a - ma).powi(2)).sum();
+    let vb: f64 = xb.iter().map(|b| (b - mb).powi(2)).sum();
+    let max_abs_diff = xa
+        .iter()
+        .zip(&xb)
+        .map(|(a, b)| (a - b).abs() as f32)
+        .fold(0.0, f32::max);
+    Ok(Agreement {
+        windows: xa.len(),
+        pearson_r: cov / (va.sqrt() * vb.sqrt()).max(1e-300),
+        max_abs_diff,
+        alerts_a: opens_a.len(),
+        alerts_b: opens_b.len(),
+        same_alerts: opens_a == opens_b,
+    })
+}

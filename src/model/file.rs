@@ -76,19 +76,8 @@ pub fn load(path: &Path) -> Result<Model, String> {
     from_bytes(&bytes).map_err(|e| format!("model {}: {e}", path.display()))
 }
 
-/// Reads a model from the bytes of a file.
-pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("not a safetensors model file ({e})"))?;
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| format!("not a safetensors model file ({e})"))?;
-    let meta_json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(META_KEY))
-        .ok_or("no iotad metadata: not an iotad model")?;
-    let meta: Meta =
-        serde_json::from_str(meta_json).map_err(|e| format!("unreadable metadata: {e}"))?;
+/// Refuses metadata of another format version or another feature list.
+fn check_meta(meta: &Meta) -> Result<(), String> {
     if meta.format_version != FORMAT_VERSION {
         return Err(format!(
             "format version {} (this iotad reads version {FORMAT_VERSION})",
@@ -112,6 +101,26 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
     {
         return Err("standardization does not match the feature count".into());
     }
+    Ok(())
+}
+
+/// Reads a model from the bytes of a file: safetensors (f32), or GGUF (quantized).
+pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
+    if bytes.starts_with(super::quant::MAGIC) {
+        return super::quant::load_gguf(bytes, check_meta);
+    }
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a safetensors model file ({e})"))?;
+    let (_, header) = SafeTensors::read_metadata(bytes)
+        .map_err(|e| format!("not a safetensors model file ({e})"))?;
+    let meta_json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(META_KEY))
+        .ok_or("no iotad metadata: not an iotad model")?;
+    let meta: Meta =
+        serde_json::from_str(meta_json).map_err(|e| format!("unreadable metadata: {e}"))?;
+    check_meta(&meta)?;
     let get = |name: &str, shape: &[usize]| -> Result<Vec<f32>, String> {
         let t = st
             .tensor(name)
@@ -162,5 +171,9 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
     {
         return Err("weights are not finite numbers".into());
     }
-    Ok(Model { meta, weights })
+    Ok(Model {
+        meta,
+        weights,
+        q8: None,
+    })
 }

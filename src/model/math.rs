@@ -16,14 +16,25 @@ fn exp64(x: f64) -> f64 {
     }
     let k = (x / LN2).round();
     let r = x - k * LN2;
-    // Taylor series to r^13: relative error below 1e-16 for |r| <= 0.347
-    let mut term = 1.0;
-    let mut sum = 1.0;
-    for n in 1..=13 {
-        term *= r / f64::from(n);
-        sum += term;
+    // Taylor series to r^9 in Horner form: relative error below 3e-11 for |r| <= 0.347,
+    // far below f32's 6e-8
+    const C: [f64; 10] = [
+        1.0,
+        1.0,
+        1.0 / 2.0,
+        1.0 / 6.0,
+        1.0 / 24.0,
+        1.0 / 120.0,
+        1.0 / 720.0,
+        1.0 / 5040.0,
+        1.0 / 40320.0,
+        1.0 / 362880.0,
+    ];
+    let mut p = C[9];
+    for c in C[..9].iter().rev() {
+        p = p * r + c;
     }
-    sum * f64::from_bits(((k as i64 + 1023) as u64) << 52)
+    p * f64::from_bits(((k as i64 + 1023) as u64) << 52)
 }
 
 /// ln(y) in f64 for y > 0: y = m 2^e with m in [1/sqrt 2, sqrt 2), ln m = 2 atanh((m-1)/(m+1)).

@@ -13,6 +13,7 @@
 pub mod file;
 pub mod math;
 pub mod network;
+pub mod quant;
 pub mod train;
 
 use serde::{Deserialize, Serialize};
@@ -155,7 +156,7 @@ pub struct Meta {
 }
 
 /// The weights as plain row-major matrices, for the streaming step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct Weights {
     /// [4H, F], [4H, H], [4H] (both LSTM biases summed); gate order i, f, g, o.
     pub lstm_ih: Vec<f32>,
@@ -175,6 +176,8 @@ pub struct Weights {
 pub struct Model {
     pub meta: Meta,
     pub weights: Weights,
+    /// Q8_0 blocks of the matrices: when present, the step multiplies with these.
+    pub q8: Option<quant::Q8Weights>,
 }
 
 /// One device's recurrent state.
@@ -187,19 +190,54 @@ pub struct State {
 
 use math::sigmoid;
 
-/// `out[r] = b[r] + sum_c m[r, c] * x[c]` for a row-major `m` of `out.len()` rows.
+/// `out[r] += sum_c m[r, c] * x[c]` for a row-major `m` of `out.len()` rows. Eight partial
+/// sums in a fixed order: the compiler can vectorize it, and every platform adds in the same
+/// order, so results are bit-identical.
 #[inline]
 fn matvec_add(m: &[f32], x: &[f32], out: &mut [f32]) {
+    const L: usize = 8;
     let cols = x.len();
     for (r, o) in out.iter_mut().enumerate() {
         let row = &m[r * cols..(r + 1) * cols];
-        *o += row.iter().zip(x).map(|(a, b)| a * b).sum::<f32>();
+        let mut acc = [0f32; L];
+        let mut chunks = row.chunks_exact(L).zip(x.chunks_exact(L));
+        for (a, b) in &mut chunks {
+            for l in 0..L {
+                acc[l] += a[l] * b[l];
+            }
+        }
+        let tail = cols - cols % L;
+        let mut sum =
+            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for c in tail..cols {
+            sum += row[c] * x[c];
+        }
+        *o += sum;
     }
 }
 
 impl Model {
     pub fn sizes(&self) -> Sizes {
         self.meta.sizes
+    }
+
+    /// The same model, stepping with Q8_0 weights (quantized from the f32 ones).
+    pub fn quantized(&self) -> Model {
+        Model {
+            q8: Some(quant::Q8Weights::new(&self.weights)),
+            ..self.clone()
+        }
+    }
+
+    /// Floats of scratch space [`Model::step`] needs.
+    pub fn scratch_len(&self) -> usize {
+        let Sizes {
+            features: f,
+            lstm: h,
+            rnn: r,
+        } = self.meta.sizes;
+        // gates, the RNN's pre-activation, and the widest matrix product
+        4 * h + r + (4 * h).max(f).max(r)
     }
 
     /// A zero state for a new device.
@@ -213,16 +251,25 @@ impl Model {
     }
 
     /// Advances one device by one window: `x` is the standardized window, `pred` receives the
-    /// prediction of the next one. `scratch` must hold 4 * lstm floats.
+    /// prediction of the next one. `scratch` must hold [`Model::scratch_len`] floats.
     pub fn step(&self, state: &mut State, x: &[f32; F], pred: &mut [f32; F], scratch: &mut [f32]) {
         let Sizes {
             lstm: h, rnn: r, ..
         } = self.meta.sizes;
         let w = &self.weights;
-        let gates = &mut scratch[..4 * h];
+        let (gates, rest) = scratch.split_at_mut(4 * h);
+        let (h2, tmp) = rest.split_at_mut(r);
         gates.copy_from_slice(&w.lstm_b);
-        matvec_add(&w.lstm_ih, x, gates);
-        matvec_add(&w.lstm_hh, &state.h1, gates);
+        match &self.q8 {
+            Some(q) => {
+                quant::matvec_add_q8(&q.lstm_ih, x, gates, tmp);
+                quant::matvec_add_q8(&q.lstm_hh, &state.h1, gates, tmp);
+            }
+            None => {
+                matvec_add(&w.lstm_ih, x, gates);
+                matvec_add(&w.lstm_hh, &state.h1, gates);
+            }
+        }
         for k in 0..h {
             let i = sigmoid(gates[k]);
             let f = sigmoid(gates[h + k]);
@@ -232,16 +279,25 @@ impl Model {
             state.c1[k] = c;
             state.h1[k] = o * math::tanh(c);
         }
-        let mut h2 = [0f32; 256];
-        let h2 = &mut h2[..r];
         h2.copy_from_slice(&w.rnn_b);
-        matvec_add(&w.rnn_ih, &state.h1, h2);
-        matvec_add(&w.rnn_hh, &state.h2, h2);
+        match &self.q8 {
+            Some(q) => {
+                quant::matvec_add_q8(&q.rnn_ih, &state.h1, h2, tmp);
+                quant::matvec_add_q8(&q.rnn_hh, &state.h2, h2, tmp);
+            }
+            None => {
+                matvec_add(&w.rnn_ih, &state.h1, h2);
+                matvec_add(&w.rnn_hh, &state.h2, h2);
+            }
+        }
         for (s, v) in state.h2.iter_mut().zip(h2.iter()) {
             *s = math::tanh(*v);
         }
         pred.copy_from_slice(&w.out_b);
-        matvec_add(&w.out_w, &state.h2, pred);
+        match &self.q8 {
+            Some(q) => quant::matvec_add_q8(&q.out_w, &state.h2, pred, tmp),
+            None => matvec_add(&w.out_w, &state.h2, pred),
+        }
     }
 }
 

@@ -302,6 +302,7 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
             },
         },
         weights,
+        q8: None,
     };
     let (scale, threshold) = population(&model, &train_z, &val_z);
     model.meta.residual_scale = scale;
@@ -315,7 +316,7 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
 /// at least [`MIN_THRESHOLD`].
 fn population(model: &Model, train: &[Vec<[f32; F]>], val: &[Vec<[f32; F]>]) -> (Vec<f32>, f32) {
     let mut errors: Vec<[f32; F]> = Vec::new();
-    let mut scratch = vec![0f32; 4 * model.meta.sizes.lstm];
+    let mut scratch = vec![0f32; model.scratch_len()];
     let mut pred = [0f32; F];
     let mut pairs: Vec<([f32; F], [f32; F])> = Vec::new();
     for (t, v) in train.iter().zip(val) {

@@ -1,0 +1,167 @@
+//! Quantized models: GGUF files whose weight matrices are candle quantized tensors (Q8_0 by
+//! default, Q4_0 on request), with the same metadata as the safetensors file; and the Q8_0
+//! blocks the streaming step multiplies with candle's `k_quants::matmul`.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use candle_core::quantized::gguf_file::{self, Value};
+use candle_core::quantized::k_quants::{self, BlockQ8_0, GgmlType};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+
+use super::{Meta, Model, Sizes, Weights};
+
+const META_KEY: &str = "iotad.meta";
+/// The first four bytes of a GGUF file.
+pub const MAGIC: &[u8; 4] = b"GGUF";
+
+/// Weight matrices as Q8_0 blocks, row-major [out, in / 32].
+#[derive(Clone, Debug)]
+pub struct Q8Weights {
+    pub lstm_ih: Vec<BlockQ8_0>,
+    pub lstm_hh: Vec<BlockQ8_0>,
+    pub rnn_ih: Vec<BlockQ8_0>,
+    pub rnn_hh: Vec<BlockQ8_0>,
+    pub out_w: Vec<BlockQ8_0>,
+}
+
+fn blocks(w: &[f32]) -> Vec<BlockQ8_0> {
+    let mut b = vec![BlockQ8_0::zeros(); w.len() / 32];
+    BlockQ8_0::from_float(w, &mut b);
+    b
+}
+
+impl Q8Weights {
+    /// Quantizes every matrix (each row's length must be a multiple of 32).
+    pub fn new(w: &Weights) -> Q8Weights {
+        Q8Weights {
+            lstm_ih: blocks(&w.lstm_ih),
+            lstm_hh: blocks(&w.lstm_hh),
+            rnn_ih: blocks(&w.rnn_ih),
+            rnn_hh: blocks(&w.rnn_hh),
+            out_w: blocks(&w.out_w),
+        }
+    }
+}
+
+/// `out[r] += sum_c m[r, c] x[c]` with a Q8_0 matrix of `out.len()` rows; `tmp` holds
+/// `out.len()` floats.
+#[inline]
+pub fn matvec_add_q8(m: &[BlockQ8_0], x: &[f32], out: &mut [f32], tmp: &mut [f32]) {
+    let n = out.len();
+    // cannot fail: the shapes are checked when the model is made
+    let _ = k_quants::matmul::<BlockQ8_0>((1, x.len(), n), x, m, &mut tmp[..n]);
+    for (o, t) in out.iter_mut().zip(tmp.iter()) {
+        *o += t;
+    }
+}
+
+/// The quantization types `iotad quantize` writes.
+pub fn parse_type(s: &str) -> Result<GgmlDType, String> {
+    match s {
+        "q8_0" | "Q8_0" => Ok(GgmlDType::Q8_0),
+        "q4_0" | "Q4_0" => Ok(GgmlDType::Q4_0),
+        _ => Err(format!("unknown quantization {s:?}: use q8_0 or q4_0")),
+    }
+}
+
+fn matrices(s: Sizes, w: &Weights) -> Vec<(&'static str, Vec<usize>, &[f32], bool)> {
+    let Sizes {
+        features: f,
+        lstm: h,
+        rnn: r,
+    } = s;
+    vec![
+        ("lstm.weight_ih", vec![4 * h, f], &w.lstm_ih[..], true),
+        ("lstm.weight_hh", vec![4 * h, h], &w.lstm_hh, true),
+        ("lstm.bias", vec![4 * h], &w.lstm_b, false),
+        ("rnn.weight_ih", vec![r, h], &w.rnn_ih, true),
+        ("rnn.weight_hh", vec![r, r], &w.rnn_hh, true),
+        ("rnn.bias", vec![r], &w.rnn_b, false),
+        ("out.weight", vec![f, r], &w.out_w, true),
+        ("out.bias", vec![f], &w.out_b, false),
+    ]
+}
+
+/// Writes `model` as GGUF with its matrices quantized to `dtype` (biases stay f32).
+pub fn save_gguf(model: &Model, dtype: GgmlDType, path: &Path) -> Result<(), String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let mut qs = Vec::new();
+    for (name, shape, values, matrix) in matrices(model.meta.sizes, &model.weights) {
+        let t = Tensor::from_slice(values, shape, &Device::Cpu).map_err(err)?;
+        let q = QTensor::quantize(&t, if matrix { dtype } else { GgmlDType::F32 }).map_err(err)?;
+        qs.push((name, q));
+    }
+    let meta = Value::String(serde_json::to_string(&model.meta).map_err(|e| e.to_string())?);
+    let tensors: Vec<(&str, &QTensor)> = qs.iter().map(|(n, q)| (*n, q)).collect();
+    let mut buf = Cursor::new(Vec::new());
+    gguf_file::write(&mut buf, &[(META_KEY, &meta)], &tensors).map_err(err)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, buf.into_inner())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Reads a GGUF model: the weights dequantized, and Q8_0 blocks for the step when the file
+/// is Q8_0. `check` validates the metadata as for safetensors files.
+pub fn load_gguf(
+    bytes: &[u8],
+    check: impl Fn(&Meta) -> Result<(), String>,
+) -> Result<Model, String> {
+    let mut r = Cursor::new(bytes);
+    let content =
+        gguf_file::Content::read(&mut r).map_err(|e| format!("not a GGUF model file ({e})"))?;
+    let meta_json = match content.metadata.get(META_KEY) {
+        Some(Value::String(s)) => s.clone(),
+        _ => return Err("no iotad metadata: not an iotad model".into()),
+    };
+    let meta: Meta =
+        serde_json::from_str(&meta_json).map_err(|e| format!("unreadable metadata: {e}"))?;
+    check(&meta)?;
+    let empty = Weights::default();
+    let mut values = Vec::new();
+    let mut all_q8 = true;
+    for (name, shape, _, matrix) in matrices(meta.sizes, &empty) {
+        let q = content
+            .tensor(&mut r, name, &Device::Cpu)
+            .map_err(|e| format!("tensor {name}: {e}"))?;
+        if q.shape().dims() != shape.as_slice() {
+            return Err(format!(
+                "tensor {name} is {:?}, expected {shape:?}",
+                q.shape().dims()
+            ));
+        }
+        if matrix && q.dtype() != GgmlDType::Q8_0 {
+            all_q8 = false;
+        }
+        let t = q.dequantize(&Device::Cpu).map_err(|e| e.to_string())?;
+        values.push(
+            t.flatten_all()
+                .and_then(|t| t.to_vec1::<f32>())
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let mut it = values.into_iter();
+    let mut next = || it.next().expect("one per tensor");
+    let weights = Weights {
+        lstm_ih: next(),
+        lstm_hh: next(),
+        lstm_b: next(),
+        rnn_ih: next(),
+        rnn_hh: next(),
+        rnn_b: next(),
+        out_w: next(),
+        out_b: next(),
+    };
+    if weights
+        .lstm_b
+        .iter()
+        .chain(&weights.out_w)
+        .any(|v| !v.is_finite())
+    {
+        return Err("weights are not finite numbers".into());
+    }
+    let q8 = all_q8.then(|| Q8Weights::new(&weights));
+    Ok(Model { meta, weights, q8 })
+}
