@@ -8,30 +8,10 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
-use super::network::names;
-use super::{Meta, Model, Sizes, Weights, FORMAT_VERSION};
+use super::{Meta, Model, Weights, FORMAT_VERSION};
 use crate::window::features::FEATURES;
 
 const META_KEY: &str = "iotad";
-
-/// The tensors of a model, by name, with their shapes.
-fn tensors(s: Sizes, w: &Weights) -> Vec<(&'static str, Vec<usize>, &[f32])> {
-    let Sizes {
-        features: f,
-        lstm: h,
-        rnn: r,
-    } = s;
-    vec![
-        (names::LSTM_IH, vec![4 * h, f], &w.lstm_ih[..]),
-        (names::LSTM_HH, vec![4 * h, h], &w.lstm_hh),
-        ("lstm.bias", vec![4 * h], &w.lstm_b),
-        (names::RNN_IH, vec![r, h], &w.rnn_ih),
-        (names::RNN_HH, vec![r, r], &w.rnn_hh),
-        (names::RNN_B, vec![r], &w.rnn_b),
-        (names::OUT_W, vec![f, r], &w.out_w),
-        (names::OUT_B, vec![f], &w.out_b),
-    ]
-}
 
 /// The default model, built into the binary: `models/iotad.safetensors`, which `make model`
 /// trains on captures the synthesizer generates.
@@ -54,7 +34,10 @@ pub fn load_or_built_in(path: Option<&Path>) -> Result<Model, String> {
 pub fn save(model: &Model, path: &Path) -> Result<(), String> {
     let dev = Device::Cpu;
     let mut map = HashMap::new();
-    for (name, shape, values) in tensors(model.meta.sizes, &model.weights) {
+    for ((name, shape, _), values) in super::layout(model.meta.sizes)
+        .into_iter()
+        .zip(model.weights.parts())
+    {
         let t = Tensor::from_slice(values, shape, &dev).map_err(|e| e.to_string())?;
         map.insert(name.to_string(), t);
     }
@@ -137,40 +120,11 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect())
     };
-    let empty = Weights {
-        lstm_ih: vec![],
-        lstm_hh: vec![],
-        lstm_b: vec![],
-        rnn_ih: vec![],
-        rnn_hh: vec![],
-        rnn_b: vec![],
-        out_w: vec![],
-        out_b: vec![],
-    };
-    let mut loaded = Vec::new();
-    for (name, shape, _) in tensors(meta.sizes, &empty) {
-        loaded.push(get(name, &shape)?);
+    let mut parts = Vec::new();
+    for (name, shape, _) in super::layout(meta.sizes) {
+        parts.push(get(name, &shape)?);
     }
-    let mut it = loaded.into_iter();
-    let mut next = || it.next().expect("one per tensor");
-    let weights = Weights {
-        lstm_ih: next(),
-        lstm_hh: next(),
-        lstm_b: next(),
-        rnn_ih: next(),
-        rnn_hh: next(),
-        rnn_b: next(),
-        out_w: next(),
-        out_b: next(),
-    };
-    if weights
-        .lstm_b
-        .iter()
-        .chain(&weights.out_w)
-        .any(|v| !v.is_finite())
-    {
-        return Err("weights are not finite numbers".into());
-    }
+    let weights = Weights::from_parts(parts)?;
     Ok(Model {
         meta,
         weights,

@@ -171,6 +171,62 @@ pub struct Weights {
     pub out_b: Vec<f32>,
 }
 
+/// The tensors of a model file, in [`Weights::parts`] order: name, shape, and whether it is a
+/// weight matrix (quantized in GGUF files) rather than a bias. Both file formats use it.
+pub fn layout(s: Sizes) -> [(&'static str, Vec<usize>, bool); 8] {
+    let Sizes {
+        features: f,
+        lstm: h,
+        rnn: r,
+    } = s;
+    [
+        (network::names::LSTM_IH, vec![4 * h, f], true),
+        (network::names::LSTM_HH, vec![4 * h, h], true),
+        ("lstm.bias", vec![4 * h], false),
+        (network::names::RNN_IH, vec![r, h], true),
+        (network::names::RNN_HH, vec![r, r], true),
+        (network::names::RNN_B, vec![r], false),
+        (network::names::OUT_W, vec![f, r], true),
+        (network::names::OUT_B, vec![f], false),
+    ]
+}
+
+impl Weights {
+    /// The tensors in [`layout`] order.
+    pub fn parts(&self) -> [&[f32]; 8] {
+        [
+            &self.lstm_ih,
+            &self.lstm_hh,
+            &self.lstm_b,
+            &self.rnn_ih,
+            &self.rnn_hh,
+            &self.rnn_b,
+            &self.out_w,
+            &self.out_b,
+        ]
+    }
+
+    /// Weights from tensors in [`layout`] order; refuses non-finite values.
+    pub fn from_parts(parts: Vec<Vec<f32>>) -> Result<Weights, String> {
+        if parts.iter().flatten().any(|v| !v.is_finite()) {
+            return Err("weights are not finite numbers".into());
+        }
+        let [lstm_ih, lstm_hh, lstm_b, rnn_ih, rnn_hh, rnn_b, out_w, out_b]: [Vec<f32>; 8] = parts
+            .try_into()
+            .map_err(|_| "a model has eight tensors".to_string())?;
+        Ok(Weights {
+            lstm_ih,
+            lstm_hh,
+            lstm_b,
+            rnn_ih,
+            rnn_hh,
+            rnn_b,
+            out_w,
+            out_b,
+        })
+    }
+}
+
 /// A loaded model.
 #[derive(Clone, Debug)]
 pub struct Model {

@@ -10,7 +10,7 @@ use candle_core::quantized::k_quants::{self, BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
-use super::{Meta, Model, Sizes, Weights};
+use super::{Meta, Model, Weights};
 
 const META_KEY: &str = "iotad.meta";
 /// The first four bytes of a GGUF file.
@@ -66,29 +66,14 @@ pub fn parse_type(s: &str) -> Result<GgmlDType, String> {
     }
 }
 
-fn matrices(s: Sizes, w: &Weights) -> Vec<(&'static str, Vec<usize>, &[f32], bool)> {
-    let Sizes {
-        features: f,
-        lstm: h,
-        rnn: r,
-    } = s;
-    vec![
-        ("lstm.weight_ih", vec![4 * h, f], &w.lstm_ih[..], true),
-        ("lstm.weight_hh", vec![4 * h, h], &w.lstm_hh, true),
-        ("lstm.bias", vec![4 * h], &w.lstm_b, false),
-        ("rnn.weight_ih", vec![r, h], &w.rnn_ih, true),
-        ("rnn.weight_hh", vec![r, r], &w.rnn_hh, true),
-        ("rnn.bias", vec![r], &w.rnn_b, false),
-        ("out.weight", vec![f, r], &w.out_w, true),
-        ("out.bias", vec![f], &w.out_b, false),
-    ]
-}
-
 /// Writes `model` as GGUF with its matrices quantized to `dtype` (biases stay f32).
 pub fn save_gguf(model: &Model, dtype: GgmlDType, path: &Path) -> Result<(), String> {
     let err = |e: candle_core::Error| e.to_string();
     let mut qs = Vec::new();
-    for (name, shape, values, matrix) in matrices(model.meta.sizes, &model.weights) {
+    for ((name, shape, matrix), values) in super::layout(model.meta.sizes)
+        .into_iter()
+        .zip(model.weights.parts())
+    {
         let t = Tensor::from_slice(values, shape, &Device::Cpu).map_err(err)?;
         let q = QTensor::quantize(&t, if matrix { dtype } else { GgmlDType::F32 }).map_err(err)?;
         qs.push((name, q));
@@ -119,10 +104,9 @@ pub fn load_gguf(
     let meta: Meta =
         serde_json::from_str(&meta_json).map_err(|e| format!("unreadable metadata: {e}"))?;
     check(&meta)?;
-    let empty = Weights::default();
     let mut values = Vec::new();
     let mut all_q8 = true;
-    for (name, shape, _, matrix) in matrices(meta.sizes, &empty) {
+    for (name, shape, matrix) in super::layout(meta.sizes) {
         let q = content
             .tensor(&mut r, name, &Device::Cpu)
             .map_err(|e| format!("tensor {name}: {e}"))?;
@@ -142,26 +126,7 @@ pub fn load_gguf(
                 .map_err(|e| e.to_string())?,
         );
     }
-    let mut it = values.into_iter();
-    let mut next = || it.next().expect("one per tensor");
-    let weights = Weights {
-        lstm_ih: next(),
-        lstm_hh: next(),
-        lstm_b: next(),
-        rnn_ih: next(),
-        rnn_hh: next(),
-        rnn_b: next(),
-        out_w: next(),
-        out_b: next(),
-    };
-    if weights
-        .lstm_b
-        .iter()
-        .chain(&weights.out_w)
-        .any(|v| !v.is_finite())
-    {
-        return Err("weights are not finite numbers".into());
-    }
+    let weights = Weights::from_parts(values)?;
     let q8 = all_q8.then(|| Q8Weights::new(&weights));
     Ok(Model { meta, weights, q8 })
 }
