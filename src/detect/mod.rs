@@ -30,7 +30,8 @@ pub struct DetectConfig {
     pub learning_windows: u32,
     /// A device's threshold is this times the highest score of its learning period.
     pub margin: f32,
-    /// No threshold is below this (a quiet device must not alert on one packet).
+    /// No threshold is below this (a quiet device must not alert on one packet): about three
+    /// watched features each moving by one event where none was expected.
     pub floor: f32,
     /// Normal windows that close an incident.
     pub close_after: u32,
@@ -44,8 +45,8 @@ impl Default for DetectConfig {
     fn default() -> DetectConfig {
         DetectConfig {
             learning_windows: 360,
-            margin: 1.5,
-            floor: crate::model::train::MIN_THRESHOLD,
+            margin: 1.2,
+            floor: 8.0,
             close_after: 3,
             explain: 3,
             adapt_after: 60,
