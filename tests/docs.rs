@@ -18,6 +18,7 @@ fn readme_quotes_every_help_text() {
         &["replay"],
         &["synth"],
         &["train"],
+        &["quantize"],
         &["eval"],
         &["bench"],
     ] {
