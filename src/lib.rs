@@ -3,13 +3,15 @@
 //! The data path runs one way, one module per stage:
 //!
 //! ```text
-//! capture -> wire -> device -> window -> (model -> detect -> sinks)
+//! capture -> wire -> device -> window -> model -> detect -> (sinks)
 //! ```
 //!
 //! [`capture`] reads packets with libpcap, [`wire`] parses them without allocating,
 //! [`device`] attributes them to the LAN stations they belong to, [`window`] turns each
-//! device's traffic into fixed-length feature windows, and [`pipeline`] drives the stages.
-//! [`synth`] writes the synthetic captures the tests and the demo use; [`bench`] measures.
+//! device's traffic into fixed-length feature windows, [`model`] predicts each device's next
+//! window with an LSTM+RNN, [`detect`] turns prediction errors into explained alerts, and
+//! [`pipeline`] drives the stages. [`synth`] writes the synthetic captures the tests and the
+//! demo use; [`eval`] measures detection on labelled captures; [`bench`] measures speed.
 
 // Numeric code indexes several arrays in step; a range loop says that most plainly.
 #![allow(clippy::needless_range_loop)]
