@@ -205,55 +205,26 @@ impl Attack {
             AttackKind::TelnetBrute => {
                 if self.counter % 5 == 0 {
                     let sport = 30000 + (self.counter / 5 % 30000) as u16;
-                    self.send(out, now, self.tcp_out(sport, port::TELNET, SYN, &[]), true);
-                    self.send(
-                        out,
-                        now + MS,
-                        self.tcp_back(sport, port::TELNET, SYN | ACK, &[]),
-                        false,
-                    );
-                    self.send(
-                        out,
-                        now + 2 * MS,
-                        self.tcp_out(sport, port::TELNET, ACK, &[]),
-                        true,
-                    );
-                    self.send(
-                        out,
-                        now + 5 * MS,
-                        self.tcp_back(sport, port::TELNET, PSH | ACK, b"login: "),
-                        false,
-                    );
-                    self.send(
-                        out,
-                        now + 8 * MS,
-                        self.tcp_out(sport, port::TELNET, PSH | ACK, b"root\r\n"),
-                        true,
-                    );
-                    self.send(
-                        out,
-                        now + 10 * MS,
-                        self.tcp_back(sport, port::TELNET, PSH | ACK, b"Password: "),
-                        false,
-                    );
-                    self.send(
-                        out,
-                        now + 12 * MS,
-                        self.tcp_out(sport, port::TELNET, PSH | ACK, b"admin1\r\n"),
-                        true,
-                    );
-                    self.send(
-                        out,
-                        now + 40 * MS,
-                        self.tcp_back(sport, port::TELNET, PSH | ACK, b"Login incorrect\r\n"),
-                        false,
-                    );
-                    self.send(
-                        out,
-                        now + 41 * MS,
-                        self.tcp_out(sport, port::TELNET, RST, &[]),
-                        true,
-                    );
+                    // one failed login: (ms after the SYN, sent by the attacker, flags, payload)
+                    const LOGIN: [(u64, bool, u8, &[u8]); 9] = [
+                        (0, true, SYN, b""),
+                        (1, false, SYN | ACK, b""),
+                        (2, true, ACK, b""),
+                        (5, false, PSH | ACK, b"login: "),
+                        (8, true, PSH | ACK, b"root\r\n"),
+                        (10, false, PSH | ACK, b"Password: "),
+                        (12, true, PSH | ACK, b"admin1\r\n"),
+                        (40, false, PSH | ACK, b"Login incorrect\r\n"),
+                        (41, true, RST, b""),
+                    ];
+                    for (ms, outbound, flags, payload) in LOGIN {
+                        let f = if outbound {
+                            self.tcp_out(sport, port::TELNET, flags, payload)
+                        } else {
+                            self.tcp_back(sport, port::TELNET, flags, payload)
+                        };
+                        self.send(out, now + ms * MS, f, outbound);
+                    }
                 }
                 self.counter += 1;
             }
