@@ -26,8 +26,10 @@ AARCH64_RUSTFLAGS := $(if $(PI5),RUSTFLAGS="-C target-cpu=cortex-a76",)
 
 # `make model`: the default model, from captures the synthesizer generates (six networks of
 # eight devices, six hours each: 103,680 windows). Each capture is turned into feature windows
-# and deleted at once, so the disk holds one capture at a time.
-MODEL := models/iotad.safetensors
+# and deleted at once, so the disk holds one capture at a time. Training writes the f32
+# safetensors model; the built-in one is its Q8_0 GGUF (rebuild iotad to embed a new one).
+MODEL_F32 := models/iotad.safetensors
+MODEL := models/iotad.gguf
 MODEL_SEEDS := 11 12 13 14 15 16
 MODEL_DIR := target/model
 
@@ -78,8 +80,9 @@ model: build
 	  $(BIN) synth --out $(MODEL_DIR)/net-$$s.pcap --seed $$s --duration 21600 --devices 8 && \
 	  $(BIN) features $(MODEL_DIR)/net-$$s.pcap --out $(MODEL_DIR)/net-$$s.csv && \
 	  rm -f $(MODEL_DIR)/net-$$s.pcap || exit 1; done
-	$(BIN) train $(foreach s,$(MODEL_SEEDS),--csv $(MODEL_DIR)/net-$(s).csv) --seed 1 --out $(MODEL)
-	@ls -l $(MODEL)
+	$(BIN) train $(foreach s,$(MODEL_SEEDS),--csv $(MODEL_DIR)/net-$(s).csv) --seed 1 --out $(MODEL_F32)
+	$(BIN) quantize --model $(MODEL_F32) --out $(MODEL)
+	@ls -l $(MODEL_F32) $(MODEL)
 
 lint: deps
 	$(CARGO) fmt --all -- --check

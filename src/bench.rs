@@ -236,20 +236,22 @@ fn run(path: &Path, repeat: u32) -> Result<(), String> {
     model_steps(repeat)
 }
 
-/// Microseconds per device-step of the built-in model, f32 and Q8_0, for one device and for
-/// 64 devices stepped in turn (one closed window each), single-threaded.
+/// Microseconds per device-step of the built-in model with each kernel, for one device
+/// stepped alone and for 64 devices stepped as one batch (states loaded and stored as the
+/// detector does), single-threaded.
 fn model_steps(repeat: u32) -> Result<(), String> {
+    use crate::model::MAX_BATCH;
     use crate::window::F;
-    let f32_model = crate::model::file::built_in()?;
-    let q8_model = f32_model.quantized();
+    let built_in = crate::model::file::built_in()?;
     println!(
-        "model step (built-in model, LSTM {} -> RNN {}; candle threads {}):",
-        f32_model.meta.sizes.lstm,
-        f32_model.meta.sizes.rnn,
-        candle_core::utils::get_num_threads()
+        "model step (built-in model, LSTM {} -> RNN {}; candle threads {}; {}):",
+        built_in.meta.sizes.lstm,
+        built_in.meta.sizes.rnn,
+        candle_core::utils::get_num_threads(),
+        target_features()
     );
     let mut rng = crate::synth::Rng::new(5);
-    let inputs: Vec<[f32; F]> = (0..256)
+    let inputs: Vec<[f32; F]> = (0..MAX_BATCH)
         .map(|_| {
             let mut x = [0f32; F];
             for v in x.iter_mut() {
@@ -258,31 +260,55 @@ fn model_steps(repeat: u32) -> Result<(), String> {
             x
         })
         .collect();
-    for (name, m) in [
-        ("f32 (plain Rust loop)", &f32_model),
-        ("Q8_0 (candle k_quants::matmul)", &q8_model),
+    for (kind, what) in [
+        ("f32", "plain Rust loop"),
+        ("q8_0", "int8 blocks, ours, the default"),
+        ("candle", "candle's SIMD dot products"),
     ] {
-        for devices in [1usize, 64] {
-            let mut states: Vec<_> = (0..devices).map(|_| m.state()).collect();
-            let mut scratch = vec![0f32; m.scratch_len()];
-            let mut pred = [0f32; F];
-            let steps = 200_000 / devices * devices;
+        let m = built_in.with_kernel(kind)?;
+        let mut s = m.scratch();
+        let mut line = format!("  {:<44}", format!("{} ({what})", m.kernel.name()));
+        for batch in [1usize, MAX_BATCH] {
+            let mut states: Vec<_> = (0..batch).map(|_| m.state()).collect();
+            let mut preds = vec![[0f32; F]; batch];
+            let rounds = 200_000 / batch;
             let mut best = f64::INFINITY;
             for _ in 0..repeat.max(1) {
                 let start = Instant::now();
-                for i in 0..steps {
-                    m.step(
-                        &mut states[i % devices],
-                        &inputs[i % inputs.len()],
-                        &mut pred,
-                        &mut scratch,
-                    );
+                for _ in 0..rounds {
+                    for (i, st) in states.iter().enumerate() {
+                        s.load(i, st, &inputs[i]);
+                    }
+                    m.forward(batch, &mut s);
+                    for (i, (st, p)) in states.iter_mut().zip(preds.iter_mut()).enumerate() {
+                        s.store(i, st, p);
+                    }
                 }
-                best = best.min(start.elapsed().as_secs_f64() / steps as f64 * 1e6);
-                std::hint::black_box(&pred);
+                best = best.min(start.elapsed().as_secs_f64() / (rounds * batch) as f64 * 1e6);
+                std::hint::black_box(&preds);
             }
-            println!("  {name:<32} {devices:>2} device(s): {best:.2} us per device-step");
+            line += &format!("  batch {batch:>2}: {best:>5.2} us");
         }
+        println!("{line}  per device-step");
     }
     Ok(())
+}
+
+/// The SIMD features this build was compiled for (`-C target-cpu` widens them).
+fn target_features() -> String {
+    let f: Vec<&str> = [
+        ("avx2", cfg!(target_feature = "avx2")),
+        ("fma", cfg!(target_feature = "fma")),
+        ("avx512f", cfg!(target_feature = "avx512f")),
+        ("neon", cfg!(target_feature = "neon")),
+        ("dotprod", cfg!(target_feature = "dotprod")),
+    ]
+    .into_iter()
+    .filter_map(|(n, on)| on.then_some(n))
+    .collect();
+    if f.is_empty() {
+        "baseline SIMD".into()
+    } else {
+        format!("compiled for {}", f.join(", "))
+    }
 }

@@ -168,9 +168,9 @@ pub struct TrainArgs {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "quantize")]
 pub struct QuantizeArgs {
-    /// the f32 model (default: the built-in one)
+    /// the f32 model (safetensors, as `iotad train` writes it)
     #[argh(option, short = 'm')]
-    pub model: Option<PathBuf>,
+    pub model: PathBuf,
     /// the GGUF file to write
     #[argh(option, short = 'o')]
     pub out: PathBuf,

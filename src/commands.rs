@@ -414,20 +414,23 @@ pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
 
 pub fn quantize(a: crate::cli::QuantizeArgs) -> CmdResult {
     let dtype = model::quant::parse_type(&a.r#type)?;
-    let f32_model = model::file::load_or_built_in(a.model.as_deref())?;
+    let f32_model = model::file::load(&a.model)?;
+    let magic = std::fs::read(&a.model).map_err(|e| e.to_string())?;
+    if magic.starts_with(model::quant::MAGIC) {
+        return Err(format!(
+            "{} is already quantized: quantize the f32 (safetensors) model",
+            a.model.display()
+        ));
+    }
     model::quant::save_gguf(&f32_model, dtype, &a.out)?;
     let q = model::file::load(&a.out)?;
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-    let f32_size = match &a.model {
-        Some(p) => size(p),
-        None => model::file::BUILT_IN.len() as u64,
-    };
     println!(
-        "wrote {} ({}): {} bytes; the f32 safetensors model: {} bytes",
+        "wrote {} ({}): {} bytes; the f32 model: {} bytes",
         a.out.display(),
         a.r#type,
         size(&a.out),
-        f32_size
+        size(&a.model)
     );
     // how closely the scores follow the f32 model's: a synthesized network with attacks
     let dir = std::env::temp_dir().join(format!("iotad-quantize-{}", std::process::id()));

@@ -195,7 +195,9 @@ fn training_is_deterministic_and_single_threaded() {
 fn quantized_gguf_follows_the_f32_model() {
     let dir = scratch("model-gguf");
     let gguf = dir.join("m.gguf");
-    let out = ok(&["quantize", "--out", s(&gguf)]);
+    let f32_file =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/iotad.safetensors");
+    let out = ok(&["quantize", "--model", s(&f32_file), "--out", s(&gguf)]);
     assert!(out.contains("the same"), "{out}");
     let r: f64 = out
         .split("Pearson r of scores ")
@@ -208,8 +210,13 @@ fn quantized_gguf_follows_the_f32_model() {
         .unwrap();
     assert!(r >= 0.99, "{out}");
     let q = file::load(&gguf).unwrap();
-    assert!(q.q8.is_some(), "a Q8_0 file steps with Q8_0 blocks");
-    let f = file::built_in().unwrap();
+    assert!(
+        matches!(q.kernel, iotad::model::Kernel::Q8(_)),
+        "a Q8_0 file steps with Q8_0 blocks"
+    );
+    // the shipped model is exactly the quantized f32 model
+    assert_eq!(std::fs::read(&gguf).unwrap(), file::BUILT_IN);
+    let f = file::load(&f32_file).unwrap();
     assert_eq!(q.meta, f.meta);
     let worst = q
         .weights
@@ -222,7 +229,7 @@ fn quantized_gguf_follows_the_f32_model() {
         worst > 0.0 && worst < 0.01,
         "Q8_0 rounding of the weights: {worst}"
     );
-    // a GGUF written again from the loaded one steps identically
+    // replays with the GGUF file repeat exactly, and equal the built-in model's
     let pcap = dir.join("n.pcap");
     ok(&[
         "synth",
@@ -258,6 +265,23 @@ fn quantized_gguf_follows_the_f32_model() {
             "--learning-windows",
             "30"
         ])
+    );
+    assert_eq!(
+        a,
+        ok(&["replay", s(&pcap), "--json", "--learning-windows", "30"])
+    );
+    // a GGUF is not quantized again
+    let err = run(&[
+        "quantize",
+        "--model",
+        s(&gguf),
+        "--out",
+        s(&dir.join("x.gguf")),
+    ]);
+    assert!(!err.status.success());
+    assert!(
+        String::from_utf8_lossy(&err.stderr).contains("already quantized"),
+        "{err:?}"
     );
     // a cut GGUF is refused
     let bytes = std::fs::read(&gguf).unwrap();

@@ -1,8 +1,9 @@
 //! From scores to alerts: per-device thresholds, incidents, explanations.
 //!
 //! [`Detector::on_window`] takes each closed window of each device, scores it against the
-//! model's prediction from the device's earlier windows, and advances the device's recurrent
-//! state by one step. The score is the largest prediction error of any feature, divided by
+//! model's prediction from the device's earlier windows, and queues the step that advances
+//! the device's recurrent state; the steps of one window's devices are taken as batches when
+//! the next window starts ([`Detector::step_queued`]). The score is the largest prediction error of any feature, divided by
 //! that feature's typical error for this device: a camera's bytes may swing where a login
 //! attempt never happens. Each device learns from its own first `learning_windows` windows:
 //! in the first half its typical error per feature, in the second half the scores those give,
@@ -17,7 +18,7 @@ use serde::Serialize;
 
 use crate::device::Device;
 use crate::export::Rfc3339;
-use crate::model::{Model, State};
+use crate::model::{Model, Scratch, State, MAX_BATCH};
 use crate::window::features::{F, FEATURES};
 use crate::window::Features;
 use crate::wire::Mac;
@@ -136,6 +137,8 @@ struct DeviceState {
     quiet: u32,
     /// Windows fed with the prediction instead of the observation, in this incident.
     held: u32,
+    /// The step of the last window is queued, not yet taken: `pred` is not current.
+    queued: bool,
 }
 
 /// What one window came to.
@@ -154,7 +157,14 @@ pub struct Detector {
     model: Model,
     cfg: DetectConfig,
     devices: Vec<Option<DeviceState>>,
-    scratch: Vec<f32>,
+    scratch: Scratch,
+    /// Steps queued by this window's devices, taken as batches when the next window starts:
+    /// (slot, the input to step with).
+    queue: Vec<(usize, [f32; F])>,
+    queued_window: u64,
+    /// What the model predicts for a device that appears, and its state after that step:
+    /// the same for every new device (it is predicted from silence).
+    newcomer: (State, [f32; F]),
     /// Per feature, the smallest typical error (from the features' tolerances).
     floors: [f32; F],
     windows_seen: u64,
@@ -183,14 +193,22 @@ fn human(v: f32) -> String {
 impl Detector {
     /// A detector for `capacity` device slots with windows of `window_ns`.
     pub fn new(model: Model, cfg: DetectConfig, capacity: usize, window_ns: u64) -> Detector {
-        let scratch = vec![0.0; model.scratch_len()];
+        let mut scratch = model.scratch();
         let floors = model.meta.standardizer.floors();
+        let mut state = model.state();
+        let mut silent = [0f32; F];
+        model.meta.standardizer.apply(&Features::ZERO, &mut silent);
+        let mut pred = [0f32; F];
+        model.step(&mut state, &silent, &mut pred, &mut scratch);
         Detector {
             floors,
             model,
             cfg,
             devices: vec![None; capacity],
             scratch,
+            queue: Vec::with_capacity(capacity),
+            queued_window: 0,
+            newcomer: (state, pred),
             windows_seen: 0,
             first_window: None,
             window_ns,
@@ -217,17 +235,14 @@ impl Detector {
         let in_warmup = window < first + u64::from(self.cfg.learning_windows);
         self.windows_seen += 1;
         let fresh = !matches!(&self.devices[slot], Some(d) if d.mac == device.mac);
+        let slot_queued = matches!(&self.devices[slot], Some(d) if d.queued);
+        if window != self.queued_window || slot_queued {
+            self.step_queued();
+        }
+        self.queued_window = window;
         if fresh {
             // a new device is predicted from silence: what it was before it appeared
-            let mut state = self.model.state();
-            let mut silent = [0f32; F];
-            self.model
-                .meta
-                .standardizer
-                .apply(&Features::ZERO, &mut silent);
-            let mut pred = [0f32; F];
-            self.model
-                .step(&mut state, &silent, &mut pred, &mut self.scratch);
+            let (state, pred) = self.newcomer.clone();
             self.devices[slot] = Some(DeviceState {
                 mac: device.mac,
                 state,
@@ -240,6 +255,7 @@ impl Detector {
                 incident: None,
                 quiet: 0,
                 held: 0,
+                queued: false,
             });
             if !in_warmup {
                 events.push(self.event(
@@ -352,10 +368,8 @@ impl Detector {
         } else {
             z
         };
-        let mut next = [0f32; F];
-        self.model
-            .step(&mut d.state, &input, &mut next, &mut self.scratch);
-        d.pred = next;
+        d.queued = true;
+        self.queue.push((slot, input));
         if let Some(p) = phase {
             let mut e = self.event(
                 "anomaly",
@@ -445,6 +459,23 @@ impl Detector {
             severity: "low",
             explanation,
         }
+    }
+
+    /// Takes the queued steps, in batches of up to [`MAX_BATCH`] devices.
+    pub fn step_queued(&mut self) {
+        for batch in self.queue.chunks(MAX_BATCH) {
+            for (i, (slot, input)) in batch.iter().enumerate() {
+                let d = self.devices[*slot].as_ref().expect("a queued device");
+                self.scratch.load(i, &d.state, input);
+            }
+            self.model.forward(batch.len(), &mut self.scratch);
+            for (i, (slot, _)) in batch.iter().enumerate() {
+                let d = self.devices[*slot].as_mut().expect("a queued device");
+                self.scratch.store(i, &mut d.state, &mut d.pred);
+                d.queued = false;
+            }
+        }
+        self.queue.clear();
     }
 
     fn threshold_for_new(&self) -> f32 {

@@ -8,14 +8,14 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
-use super::{Meta, Model, Weights, FORMAT_VERSION};
+use super::{Kernel, Meta, Model, Weights, FORMAT_VERSION};
 use crate::window::features::FEATURES;
 
 const META_KEY: &str = "iotad";
 
-/// The default model, built into the binary: `models/iotad.safetensors`, which `make model`
-/// trains on captures the synthesizer generates.
-pub const BUILT_IN: &[u8] = include_bytes!("../../models/iotad.safetensors");
+/// The default model, built into the binary: `models/iotad.gguf` (Q8_0), which `make model`
+/// trains on captures the synthesizer generates (`models/iotad.safetensors`) and quantizes.
+pub const BUILT_IN: &[u8] = include_bytes!("../../models/iotad.gguf");
 
 /// The built-in model.
 pub fn built_in() -> Result<Model, String> {
@@ -128,6 +128,6 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
     Ok(Model {
         meta,
         weights,
-        q8: None,
+        kernel: Kernel::F32,
     })
 }

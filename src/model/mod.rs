@@ -5,16 +5,21 @@
 //! next window. A window's score is how far what it shows is from what was predicted from the
 //! windows before it, feature by feature, in standard units: no labels are needed.
 //!
-//! Training runs on candle ([`network`], [`train`]); the file is safetensors (f32) with the
-//! architecture, the feature names and the standardization in its metadata ([`file`]);
-//! streaming inference keeps each device's recurrent state and advances it one step per
-//! closed window ([`Model::step`]), allocation-free.
+//! Training runs on candle ([`network`], [`train`]); the file is safetensors (f32, [`file`])
+//! or GGUF (Q8_0, [`quant`]) with the architecture, the feature names and the
+//! standardization in its metadata; streaming inference keeps each device's recurrent state
+//! and advances it one step per closed window, the devices of one window as a batch
+//! ([`step`], on the matrix products of [`kernel`]), allocation-free.
 
 pub mod file;
+pub mod kernel;
 pub mod math;
 pub mod network;
 pub mod quant;
+pub mod step;
 pub mod train;
+
+pub use step::{Kernel, Scratch, State, MAX_BATCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -231,45 +236,10 @@ impl Weights {
 #[derive(Clone, Debug)]
 pub struct Model {
     pub meta: Meta,
+    /// The f32 weights (dequantized, for a GGUF file).
     pub weights: Weights,
-    /// Q8_0 blocks of the matrices: when present, the step multiplies with these.
-    pub q8: Option<quant::Q8Weights>,
-}
-
-/// One device's recurrent state.
-#[derive(Clone, Debug, PartialEq)]
-pub struct State {
-    pub h1: Vec<f32>,
-    pub c1: Vec<f32>,
-    pub h2: Vec<f32>,
-}
-
-use math::sigmoid;
-
-/// `out[r] += sum_c m[r, c] * x[c]` for a row-major `m` of `out.len()` rows. Eight partial
-/// sums in a fixed order: the compiler can vectorize it, and every platform adds in the same
-/// order, so results are bit-identical.
-#[inline]
-fn matvec_add(m: &[f32], x: &[f32], out: &mut [f32]) {
-    const L: usize = 8;
-    let cols = x.len();
-    for (r, o) in out.iter_mut().enumerate() {
-        let row = &m[r * cols..(r + 1) * cols];
-        let mut acc = [0f32; L];
-        let mut chunks = row.chunks_exact(L).zip(x.chunks_exact(L));
-        for (a, b) in &mut chunks {
-            for l in 0..L {
-                acc[l] += a[l] * b[l];
-            }
-        }
-        let tail = cols - cols % L;
-        let mut sum =
-            ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for c in tail..cols {
-            sum += row[c] * x[c];
-        }
-        *o += sum;
-    }
+    /// How the step multiplies: Q8_0 blocks for a Q8_0 file, f32 otherwise.
+    pub kernel: Kernel,
 }
 
 impl Model {
@@ -277,83 +247,9 @@ impl Model {
         self.meta.sizes
     }
 
-    /// The same model, stepping with Q8_0 weights (quantized from the f32 ones).
-    pub fn quantized(&self) -> Model {
-        Model {
-            q8: Some(quant::Q8Weights::new(&self.weights)),
-            ..self.clone()
-        }
-    }
-
-    /// Floats of scratch space [`Model::step`] needs.
-    pub fn scratch_len(&self) -> usize {
-        let Sizes {
-            features: f,
-            lstm: h,
-            rnn: r,
-        } = self.meta.sizes;
-        // gates, the RNN's pre-activation, and the widest matrix product
-        4 * h + r + (4 * h).max(f).max(r)
-    }
-
-    /// A zero state for a new device.
-    pub fn state(&self) -> State {
-        let s = self.meta.sizes;
-        State {
-            h1: vec![0.0; s.lstm],
-            c1: vec![0.0; s.lstm],
-            h2: vec![0.0; s.rnn],
-        }
-    }
-
-    /// Advances one device by one window: `x` is the standardized window, `pred` receives the
-    /// prediction of the next one. `scratch` must hold [`Model::scratch_len`] floats.
-    pub fn step(&self, state: &mut State, x: &[f32; F], pred: &mut [f32; F], scratch: &mut [f32]) {
-        let Sizes {
-            lstm: h, rnn: r, ..
-        } = self.meta.sizes;
-        let w = &self.weights;
-        let (gates, rest) = scratch.split_at_mut(4 * h);
-        let (h2, tmp) = rest.split_at_mut(r);
-        gates.copy_from_slice(&w.lstm_b);
-        match &self.q8 {
-            Some(q) => {
-                quant::matvec_add_q8(&q.lstm_ih, x, gates, tmp);
-                quant::matvec_add_q8(&q.lstm_hh, &state.h1, gates, tmp);
-            }
-            None => {
-                matvec_add(&w.lstm_ih, x, gates);
-                matvec_add(&w.lstm_hh, &state.h1, gates);
-            }
-        }
-        for k in 0..h {
-            let i = sigmoid(gates[k]);
-            let f = sigmoid(gates[h + k]);
-            let g = math::tanh(gates[2 * h + k]);
-            let o = sigmoid(gates[3 * h + k]);
-            let c = f * state.c1[k] + i * g;
-            state.c1[k] = c;
-            state.h1[k] = o * math::tanh(c);
-        }
-        h2.copy_from_slice(&w.rnn_b);
-        match &self.q8 {
-            Some(q) => {
-                quant::matvec_add_q8(&q.rnn_ih, &state.h1, h2, tmp);
-                quant::matvec_add_q8(&q.rnn_hh, &state.h2, h2, tmp);
-            }
-            None => {
-                matvec_add(&w.rnn_ih, &state.h1, h2);
-                matvec_add(&w.rnn_hh, &state.h2, h2);
-            }
-        }
-        for (s, v) in state.h2.iter_mut().zip(h2.iter()) {
-            *s = math::tanh(*v);
-        }
-        pred.copy_from_slice(&w.out_b);
-        match &self.q8 {
-            Some(q) => quant::matvec_add_q8(&q.out_w, &state.h2, pred, tmp),
-            None => matvec_add(&w.out_w, &state.h2, pred),
-        }
+    /// Working memory for [`Model::step`] and [`Model::forward`].
+    pub fn scratch(&self) -> Scratch {
+        Scratch::new(self.meta.sizes)
     }
 }
 

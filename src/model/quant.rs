@@ -1,61 +1,20 @@
 //! Quantized models: GGUF files whose weight matrices are candle quantized tensors (Q8_0 by
-//! default, Q4_0 on request), with the same metadata as the safetensors file; and the Q8_0
-//! blocks the streaming step multiplies with candle's `k_quants::matmul`.
+//! default, Q4_0 on request), with the same metadata as the safetensors file. A Q8_0 file
+//! steps on its own blocks ([`Kernel::Q8`]); any other is dequantized and steps in f32.
 
 use std::io::Cursor;
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{self, Value};
-use candle_core::quantized::k_quants::{self, BlockQ8_0, GgmlType};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 
-use super::{Meta, Model, Weights};
+use super::kernel::Q8;
+use super::{Kernel, Meta, Model, Weights};
 
 const META_KEY: &str = "iotad.meta";
 /// The first four bytes of a GGUF file.
 pub const MAGIC: &[u8; 4] = b"GGUF";
-
-/// Weight matrices as Q8_0 blocks, row-major [out, in / 32].
-#[derive(Clone, Debug)]
-pub struct Q8Weights {
-    pub lstm_ih: Vec<BlockQ8_0>,
-    pub lstm_hh: Vec<BlockQ8_0>,
-    pub rnn_ih: Vec<BlockQ8_0>,
-    pub rnn_hh: Vec<BlockQ8_0>,
-    pub out_w: Vec<BlockQ8_0>,
-}
-
-fn blocks(w: &[f32]) -> Vec<BlockQ8_0> {
-    let mut b = vec![BlockQ8_0::zeros(); w.len() / 32];
-    BlockQ8_0::from_float(w, &mut b);
-    b
-}
-
-impl Q8Weights {
-    /// Quantizes every matrix (each row's length must be a multiple of 32).
-    pub fn new(w: &Weights) -> Q8Weights {
-        Q8Weights {
-            lstm_ih: blocks(&w.lstm_ih),
-            lstm_hh: blocks(&w.lstm_hh),
-            rnn_ih: blocks(&w.rnn_ih),
-            rnn_hh: blocks(&w.rnn_hh),
-            out_w: blocks(&w.out_w),
-        }
-    }
-}
-
-/// `out[r] += sum_c m[r, c] x[c]` with a Q8_0 matrix of `out.len()` rows; `tmp` holds
-/// `out.len()` floats.
-#[inline]
-pub fn matvec_add_q8(m: &[BlockQ8_0], x: &[f32], out: &mut [f32], tmp: &mut [f32]) {
-    let n = out.len();
-    // cannot fail: the shapes are checked when the model is made
-    let _ = k_quants::matmul::<BlockQ8_0>((1, x.len(), n), x, m, &mut tmp[..n]);
-    for (o, t) in out.iter_mut().zip(tmp.iter()) {
-        *o += t;
-    }
-}
 
 /// The quantization types `iotad quantize` writes.
 pub fn parse_type(s: &str) -> Result<GgmlDType, String> {
@@ -88,8 +47,8 @@ pub fn save_gguf(model: &Model, dtype: GgmlDType, path: &Path) -> Result<(), Str
     std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// Reads a GGUF model: the weights dequantized, and Q8_0 blocks for the step when the file
-/// is Q8_0. `check` validates the metadata as for safetensors files.
+/// Reads a GGUF model: the weights dequantized, and the Q8_0 blocks for the step when the
+/// file is Q8_0. `check` validates the metadata as for safetensors files.
 pub fn load_gguf(
     bytes: &[u8],
     check: impl Fn(&Meta) -> Result<(), String>,
@@ -105,7 +64,7 @@ pub fn load_gguf(
         serde_json::from_str(&meta_json).map_err(|e| format!("unreadable metadata: {e}"))?;
     check(&meta)?;
     let mut values = Vec::new();
-    let mut all_q8 = true;
+    let mut q8 = Vec::new();
     for (name, shape, matrix) in super::layout(meta.sizes) {
         let q = content
             .tensor(&mut r, name, &Device::Cpu)
@@ -116,8 +75,8 @@ pub fn load_gguf(
                 q.shape().dims()
             ));
         }
-        if matrix && q.dtype() != GgmlDType::Q8_0 {
-            all_q8 = false;
+        if matrix && q.dtype() == GgmlDType::Q8_0 {
+            q8.push(Q8::from_qtensor(&q).map_err(|e| format!("tensor {name}: {e}"))?);
         }
         let t = q.dequantize(&Device::Cpu).map_err(|e| e.to_string())?;
         values.push(
@@ -127,6 +86,13 @@ pub fn load_gguf(
         );
     }
     let weights = Weights::from_parts(values)?;
-    let q8 = all_q8.then(|| Q8Weights::new(&weights));
-    Ok(Model { meta, weights, q8 })
+    let kernel = match <[Q8; 5]>::try_from(q8) {
+        Ok(q) => Kernel::Q8(Box::new(q)),
+        Err(_) => Kernel::F32,
+    };
+    Ok(Model {
+        meta,
+        weights,
+        kernel,
+    })
 }

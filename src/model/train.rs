@@ -15,7 +15,7 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use candle_nn::VarMap;
 
 use super::network::{self, Network};
-use super::{score, Meta, Model, Sizes, Standardizer, TrainingSummary, FORMAT_VERSION};
+use super::{score, Kernel, Meta, Model, Sizes, Standardizer, TrainingSummary, FORMAT_VERSION};
 use crate::config::Config;
 use crate::window::features::{F, FEATURES};
 use crate::window::Features;
@@ -302,7 +302,7 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
             },
         },
         weights,
-        q8: None,
+        kernel: Kernel::F32,
     };
     let (scale, threshold) = population(&model, &train_z, &val_z);
     model.meta.residual_scale = scale;
@@ -316,7 +316,7 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
 /// at least [`MIN_THRESHOLD`].
 fn population(model: &Model, train: &[Vec<[f32; F]>], val: &[Vec<[f32; F]>]) -> (Vec<f32>, f32) {
     let mut errors: Vec<[f32; F]> = Vec::new();
-    let mut scratch = vec![0f32; model.scratch_len()];
+    let mut scratch = model.scratch();
     let mut pred = [0f32; F];
     let mut pairs: Vec<([f32; F], [f32; F])> = Vec::new();
     for (t, v) in train.iter().zip(val) {
