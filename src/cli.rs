@@ -94,6 +94,10 @@ pub struct ReplayArgs {
     /// (default 360, one hour of 10-s windows)
     #[argh(option, default = "360")]
     pub learning_windows: u32,
+    /// what the detector learned: restored from this file when it exists, saved to it
+    /// (atomically) after each capture, so a later run does not learn again
+    #[argh(option)]
+    pub state: Option<PathBuf>,
 }
 
 /// Write a synthetic capture of a small home network, with attacks injected on request.

@@ -201,6 +201,10 @@ pub fn replay(a: ReplayArgs) -> CmdResult {
         learning_windows: a.learning_windows,
         ..DetectConfig::default()
     };
+    if let (Some(m), Some(path)) = (&model, &a.state) {
+        // a broken state file is reported before any work
+        Detector::new(m.clone(), dcfg.clone(), cfg.max_devices, cfg.window_ns()).restore(path)?;
+    }
     let out = std::cell::RefCell::new(BufWriter::new(io::stdout().lock()));
     let detector: std::cell::RefCell<Option<Detector>> = std::cell::RefCell::new(None);
     let result = for_each_capture(
@@ -211,9 +215,16 @@ pub fn replay(a: ReplayArgs) -> CmdResult {
             let Some(m) = &model else { return Ok(()) };
             // each capture gets a fresh detector: its own learning period and devices
             let mut slot = detector.borrow_mut();
-            let det = slot.get_or_insert_with(|| {
-                Detector::new(m.clone(), dcfg.clone(), w.table.capacity(), cfg.window_ns())
-            });
+            if slot.is_none() {
+                let mut d =
+                    Detector::new(m.clone(), dcfg.clone(), w.table.capacity(), cfg.window_ns());
+                if let Some(path) = &a.state {
+                    let n = d.restore(path).map_err(io::Error::other)?;
+                    log::info!("restored {n} devices from {}", path.display());
+                }
+                *slot = Some(d);
+            }
+            let det = slot.as_mut().expect("made above");
             let Some(dev) = w.table.get(w.closed.device) else {
                 return Ok(());
             };
@@ -235,6 +246,9 @@ pub fn replay(a: ReplayArgs) -> CmdResult {
             Ok(())
         },
         |name, p| {
+            if let (Some(d), Some(path)) = (detector.borrow_mut().as_mut(), &a.state) {
+                d.save(path)?;
+            }
             *detector.borrow_mut() = None;
             print_summary(&mut *out.borrow_mut(), name, p, &cfg, a.json)
                 .map_err(|e| format!("cannot write output: {e}"))

@@ -25,6 +25,7 @@ pub mod detect;
 pub mod device;
 pub mod eval;
 pub mod export;
+pub mod files;
 pub mod model;
 pub mod pipeline;
 pub mod progress;

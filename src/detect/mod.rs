@@ -14,6 +14,10 @@
 //! An incident opens when a window crosses the threshold, is updated when it gets worse, and
 //! closes after `close_after` normal windows: one incident, not an alert storm.
 
+pub mod state;
+
+use std::path::Path;
+
 use serde::Serialize;
 
 use crate::device::Device;
@@ -165,6 +169,8 @@ pub struct Detector {
     /// What the model predicts for a device that appears, and its state after that step:
     /// the same for every new device (it is predicted from silence).
     newcomer: (State, [f32; F]),
+    /// Devices restored from a state file and not seen yet in this run.
+    restored: Vec<DeviceState>,
     /// Per feature, the smallest typical error (from the features' tolerances).
     floors: [f32; F],
     windows_seen: u64,
@@ -209,6 +215,7 @@ impl Detector {
             queue: Vec::with_capacity(capacity),
             queued_window: 0,
             newcomer: (state, pred),
+            restored: Vec::new(),
             windows_seen: 0,
             first_window: None,
             window_ns,
@@ -240,7 +247,16 @@ impl Detector {
             self.step_queued();
         }
         self.queued_window = window;
-        if fresh {
+        let known = if fresh {
+            let i = self.restored.iter().position(|d| d.mac == device.mac);
+            i.map(|i| self.restored.swap_remove(i))
+        } else {
+            None
+        };
+        if let Some(d) = known {
+            // learned before a restart: carry on where it was
+            self.devices[slot] = Some(d);
+        } else if fresh {
             // a new device is predicted from silence: what it was before it appeared
             let (state, pred) = self.newcomer.clone();
             self.devices[slot] = Some(DeviceState {
@@ -459,6 +475,65 @@ impl Detector {
             severity: "low",
             explanation,
         }
+    }
+
+    /// Saves what every device has learned to `path`, atomically (see [`state`]).
+    pub fn save(&mut self, path: &Path) -> Result<(), String> {
+        self.step_queued();
+        let devices = self.devices.iter().flatten().chain(&self.restored);
+        let saved = state::SavedDetector {
+            format_version: state::STATE_VERSION,
+            model: state::fingerprint(&self.model),
+            window_secs: self.window_ns / 1_000_000_000,
+            first_window: self.first_window,
+            incidents: self.incidents,
+            devices: devices.map(state::SavedDevice::of).collect(),
+        };
+        let json = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
+        crate::files::write_atomically(path, &json)
+    }
+
+    /// Restores what [`Detector::save`] saved in `path`, before the first window; returns the
+    /// number of devices restored (0 when there is no such file yet).
+    pub fn restore(&mut self, path: &Path) -> Result<usize, String> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(format!("cannot read state {}: {e}", path.display())),
+        };
+        let bad = |why: String| format!("state {}: {why}", path.display());
+        let saved: state::SavedDetector =
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a state file ({e})")))?;
+        if saved.format_version != state::STATE_VERSION {
+            return Err(bad(format!(
+                "format version {} (this iotad reads version {})",
+                saved.format_version,
+                state::STATE_VERSION
+            )));
+        }
+        if saved.model != state::fingerprint(&self.model) {
+            return Err(bad(
+                "learned with another model: remove it to learn afresh with this one".into(),
+            ));
+        }
+        if saved.window_secs * 1_000_000_000 != self.window_ns {
+            return Err(bad(format!(
+                "learned on {}-s windows, this run uses {}-s windows",
+                saved.window_secs,
+                self.window_ns / 1_000_000_000
+            )));
+        }
+        let devices: Vec<DeviceState> = saved
+            .devices
+            .into_iter()
+            .map(|d| d.restore(&self.model))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
+        self.first_window = saved.first_window;
+        self.incidents = saved.incidents;
+        let n = devices.len();
+        self.restored = devices;
+        Ok(n)
     }
 
     /// Takes the queued steps, in batches of up to [`MAX_BATCH`] devices.

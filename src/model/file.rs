@@ -42,14 +42,9 @@ pub fn save(model: &Model, path: &Path) -> Result<(), String> {
         map.insert(name.to_string(), t);
     }
     let meta = serde_json::to_string(&model.meta).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("tmp");
-    safetensors::serialize_to_file(
-        &map,
-        Some(HashMap::from([(META_KEY.to_string(), meta)])),
-        &tmp,
-    )
-    .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    let bytes = safetensors::serialize(&map, Some(HashMap::from([(META_KEY.to_string(), meta)])))
+        .map_err(|e| e.to_string())?;
+    crate::files::write_atomically(path, &bytes)
 }
 
 /// Reads a model file.

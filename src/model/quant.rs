@@ -41,10 +41,7 @@ pub fn save_gguf(model: &Model, dtype: GgmlDType, path: &Path) -> Result<(), Str
     let tensors: Vec<(&str, &QTensor)> = qs.iter().map(|(n, q)| (*n, q)).collect();
     let mut buf = Cursor::new(Vec::new());
     gguf_file::write(&mut buf, &[(META_KEY, &meta)], &tensors).map_err(err)?;
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, buf.into_inner())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    crate::files::write_atomically(path, &buf.into_inner())
 }
 
 /// Reads a GGUF model: the weights dequantized, and the Q8_0 blocks for the step when the

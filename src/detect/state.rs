@@ -1,0 +1,153 @@
+//! What the detector has learned, saved across restarts: each device's recurrent state,
+//! prediction, learning progress, typical errors, threshold and open incident, keyed by MAC,
+//! as JSON written atomically. A restart restores it and neither relearns nor re-announces
+//! known devices. A file of another format version, of another model or of another window
+//! length is refused with the reason.
+
+use serde::{Deserialize, Serialize};
+
+use super::{DeviceState, Incident};
+use crate::model::{Model, State};
+use crate::window::features::F;
+use crate::wire::Mac;
+
+/// Version of the state file format.
+pub const STATE_VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct SavedDetector {
+    pub format_version: u32,
+    /// [`fingerprint`] of the model the states belong to.
+    pub model: String,
+    pub window_secs: u64,
+    pub first_window: Option<u64>,
+    pub incidents: u64,
+    pub devices: Vec<SavedDevice>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(super) struct SavedDevice {
+    mac: String,
+    h1: Vec<f32>,
+    c1: Vec<f32>,
+    h2: Vec<f32>,
+    pred: Vec<f32>,
+    scored: u32,
+    sq_err: Vec<f32>,
+    scale: Option<Vec<f32>>,
+    max_learning: f32,
+    threshold: Option<f32>,
+    incident: Option<(u64, f32)>,
+    quiet: u32,
+    held: u32,
+}
+
+/// A short hash of the model's weights and metadata (FNV-1a, 64 bits, hex).
+pub fn fingerprint(model: &Model) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for part in model.weights.parts() {
+        for v in part {
+            eat(&v.to_bits().to_le_bytes());
+        }
+    }
+    eat(serde_json::to_string(&model.meta)
+        .unwrap_or_default()
+        .as_bytes());
+    eat(model.kernel.name().as_bytes());
+    format!("{h:016x}")
+}
+
+fn array(v: &[f32], what: &str) -> Result<[f32; F], String> {
+    v.try_into()
+        .map_err(|_| format!("{what} has {} values, expected {F}", v.len()))
+}
+
+fn parse_mac(s: &str) -> Result<Mac, String> {
+    let mut m = [0u8; 6];
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("{s:?} is not a MAC address"));
+    }
+    for (b, p) in m.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?} is not a MAC address"))?;
+    }
+    Ok(Mac(m))
+}
+
+impl SavedDevice {
+    pub fn of(d: &DeviceState) -> SavedDevice {
+        SavedDevice {
+            mac: d.mac.to_string(),
+            h1: d.state.h1.clone(),
+            c1: d.state.c1.clone(),
+            h2: d.state.h2.clone(),
+            pred: d.pred.to_vec(),
+            scored: d.scored,
+            sq_err: d.sq_err.to_vec(),
+            scale: d.scale.map(|s| s.to_vec()),
+            max_learning: d.max_learning,
+            threshold: d.threshold,
+            incident: d.incident.as_ref().map(|i| (i.id, i.max_score)),
+            quiet: d.quiet,
+            held: d.held,
+        }
+    }
+
+    pub fn restore(self, model: &Model) -> Result<DeviceState, String> {
+        let sizes = model.sizes();
+        if self.h1.len() != sizes.lstm || self.c1.len() != sizes.lstm || self.h2.len() != sizes.rnn
+        {
+            return Err(format!(
+                "device {}: recurrent state of another size",
+                self.mac
+            ));
+        }
+        let values = self
+            .h1
+            .iter()
+            .chain(&self.c1)
+            .chain(&self.h2)
+            .chain(&self.pred);
+        if values.chain(&self.sq_err).any(|v| !v.is_finite()) {
+            return Err(format!("device {}: values that are not numbers", self.mac));
+        }
+        Ok(DeviceState {
+            mac: parse_mac(&self.mac)?,
+            state: State {
+                h1: self.h1,
+                c1: self.c1,
+                h2: self.h2,
+            },
+            pred: array(&self.pred, "a prediction")?,
+            scored: self.scored,
+            sq_err: array(&self.sq_err, "the squared errors")?,
+            scale: self.scale.map(|s| array(&s, "a scale")).transpose()?,
+            max_learning: self.max_learning,
+            threshold: self.threshold,
+            incident: self
+                .incident
+                .map(|(id, max_score)| Incident { id, max_score }),
+            quiet: self.quiet,
+            held: self.held,
+            queued: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_read_back() {
+        let m = Mac([0x02, 0x10, 0xab, 0, 0xff, 9]);
+        assert_eq!(parse_mac(&m.to_string()).unwrap(), m);
+        assert!(parse_mac("02:10:ab:00:ff").is_err());
+        assert!(parse_mac("02:10:ab:00:ff:zz").is_err());
+    }
+}

@@ -1,0 +1,45 @@
+//! Writing files so that a crash or a full disk never leaves half of one: the bytes go to a
+//! temporary file beside the target, are flushed to disk, and the temporary file is renamed
+//! over the target (atomic on POSIX file systems).
+
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_whole_files_and_reports_failures() {
+        let dir = std::env::temp_dir().join(format!("iotad-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f.json");
+        write_atomically(&p, b"first, longer").unwrap();
+        write_atomically(&p, b"second").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"second");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+        let err = write_atomically(&dir.join("missing/f.json"), b"x").unwrap_err();
+        assert!(err.contains("missing/f.json"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
