@@ -205,6 +205,10 @@ pub struct EvalArgs {
     /// the model's on every capture (e.g. a quantized GGUF against the f32 model)
     #[argh(option)]
     pub compare: Option<PathBuf>,
+    /// fine-tune the model on each capture's learning period first (as `iotad train --base`
+    /// on a Pi's own windows does), then evaluate the fine-tuned model
+    #[argh(switch)]
+    pub finetune: bool,
     /// print JSON instead of a table
     #[argh(switch)]
     pub json: bool,

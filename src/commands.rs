@@ -413,7 +413,12 @@ pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
             .as_ref()
             .is_none_or(|o| c.file.to_string_lossy().contains(o.as_str()))
     }) {
-        reports.push(crate::eval::evaluate(c, &m, a.learning_windows)?);
+        reports.push(crate::eval::evaluate(
+            c,
+            &m,
+            a.learning_windows,
+            a.finetune,
+        )?);
     }
     if a.json {
         println!(

@@ -140,8 +140,61 @@ pub struct CaptureReport {
     pub positive_windows: usize,
     pub negative_windows: usize,
     pub benign_device_hours: f64,
+    /// With `--finetune`: what the model was fine-tuned on (none when the capture has too
+    /// little benign prefix to train on; the shipped model is used then).
+    pub finetuned: Option<Finetuned>,
     pub model: Scores,
     pub baseline: Scores,
+}
+
+/// A fine-tuning on a capture's learning period.
+#[derive(Clone, Debug, Serialize)]
+pub struct Finetuned {
+    pub windows: usize,
+    pub devices: usize,
+    pub epochs: u32,
+    pub validation_loss: f32,
+    pub seconds: f64,
+}
+
+/// Fine-tunes `model` on the windows of `capture` that start before `until_ns` (the learning
+/// period), as `iotad train --base` on a Pi's own windows does; the result steps with the
+/// same kernel as `model`. `Ok(None)` when there is too little to train on.
+fn finetune(
+    model: &Model,
+    capture: &Path,
+    until_ns: u64,
+    cfg: &Config,
+) -> Result<Option<(Model, Finetuned)>, String> {
+    let started = std::time::Instant::now();
+    let seqs = crate::model::train::Sequences::from_captures_until(
+        &[capture.to_path_buf()],
+        cfg,
+        until_ns,
+    )?;
+    let tc = crate::model::train::TrainConfig {
+        max_epochs: 8,
+        patience: 2,
+        lr: 1e-3,
+        ..Default::default()
+    };
+    let tuned = match crate::model::train::train(&seqs, &tc, Some(model)) {
+        Ok(m) => m,
+        Err(e) if e.starts_with("not enough data") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let info = Finetuned {
+        windows: seqs.windows(),
+        devices: seqs.devices.len(),
+        epochs: tuned.meta.training.epochs,
+        validation_loss: tuned.meta.training.validation_loss,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let tuned = tuned.with_kernel(match model.kernel {
+        crate::model::Kernel::F32 => "f32",
+        _ => "q8_0",
+    })?;
+    Ok(Some((tuned, info)))
 }
 
 #[derive(Default)]
@@ -190,6 +243,7 @@ pub fn evaluate(
     c: &Labelled,
     model: &Model,
     learning_windows: Option<u32>,
+    fine_tune: bool,
 ) -> Result<CaptureReport, String> {
     let cfg = Config::default();
     let window_ns = cfg.window_ns();
@@ -218,6 +272,17 @@ pub fn evaluate(
         learning_windows: learning,
         ..DetectConfig::default()
     };
+    let mut finetuned = None;
+    let mut model = model;
+    let tuned;
+    if fine_tune {
+        let until = (first_ts / window_ns + u64::from(learning)) * window_ns;
+        if let Some((m, info)) = finetune(model, &c.file, until, &cfg)? {
+            tuned = m;
+            model = &tuned;
+            finetuned = Some(info);
+        }
+    }
     let mut det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
     let mut base = Baseline::new(learning, crate::device::MAX_DEVICES, window_ns);
     let (mut tm, mut tb) = (Tally::default(), Tally::default());
@@ -326,6 +391,7 @@ pub fn evaluate(
         positive_windows: tm.pos.len(),
         negative_windows: tm.neg.len(),
         benign_device_hours: hours,
+        finetuned,
         model: tm.finish(&c.attacks, hours),
         baseline: tb.finish(&c.attacks, hours),
     })
@@ -378,6 +444,13 @@ pub fn table(reports: &[CaptureReport]) -> String {
     }
     s += "columns: model (LSTM+RNN) | baseline (per-device z-score); pos/neg = attack / benign windows;\n";
     s += "alert = attacks alerted; above = attack windows above threshold; FA/dev-h = false alerts per benign device-hour\n";
+    for r in reports.iter().filter(|r| r.finetuned.is_some()) {
+        let t = r.finetuned.as_ref().expect("filtered");
+        s += &format!(
+            "fine-tuned for {}: {} windows of {} devices, {} epochs, validation loss {:.4}, {:.0} s\n",
+            r.file, t.windows, t.devices, t.epochs, t.validation_loss, t.seconds
+        );
+    }
     s
 }
 

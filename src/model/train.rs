@@ -34,10 +34,22 @@ impl Sequences {
 
     /// Runs captures through the pipeline; one sequence per capture and device.
     pub fn from_captures(paths: &[PathBuf], cfg: &Config) -> Result<Sequences, String> {
+        Sequences::from_captures_until(paths, cfg, u64::MAX)
+    }
+
+    /// The windows of the captures that start before `until_ns` (a learning period).
+    pub fn from_captures_until(
+        paths: &[PathBuf],
+        cfg: &Config,
+        until_ns: u64,
+    ) -> Result<Sequences, String> {
         let mut seqs = Sequences::default();
         for path in paths {
             let mut by_mac: BTreeMap<crate::wire::Mac, Vec<Features>> = BTreeMap::new();
             let (_, damage) = crate::pipeline::run_capture(path, None, cfg, &mut |w| {
+                if w.closed.start_ns >= until_ns {
+                    return;
+                }
                 if let Some(d) = w.table.get(w.closed.device) {
                     by_mac.entry(d.mac).or_default().push(*w.closed.features);
                 }
