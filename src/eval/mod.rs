@@ -2,15 +2,18 @@
 //! `../shared/data/MANIFEST.json`), for the model and for a z-score baseline side by side.
 //!
 //! Windows are labelled from the manifest: positive, a window of an attacking device (by MAC
-//! or IP) inside the attack's time range in which it sent packets; negative, every window of
+//! or IP) holding attack packets it sent (packets of the attack's time range that match the
+//! ground truth's display filter, read by [`filter`]; without a filter, any packet it sent
+//! in the time range); negative, every window of
 //! a device that is neither attacker nor victim; victims' windows are left out of the AUC.
 //! Reported per capture: window ROC AUC, whether the attack was alerted and how soon, the
 //! share of attack windows above threshold, false alerts per benign device-hour, and the
 //! feature the first alert named.
 
 pub mod baseline;
+pub mod filter;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +26,7 @@ use crate::pipeline::run_capture;
 use crate::window::Feat;
 use crate::wire::Mac;
 use baseline::Baseline;
+use filter::Filter;
 
 /// One attack of a capture.
 #[derive(Clone, Debug)]
@@ -34,6 +38,8 @@ pub struct Attack {
     pub victim_ips: Vec<IpAddr>,
     pub start_ns: u64,
     pub end_ns: u64,
+    /// The ground truth's display filter of the attack's packets, when it has one.
+    pub filter: Option<Filter>,
 }
 
 /// One capture of the manifest.
@@ -77,6 +83,16 @@ pub fn read_manifest(path: &Path) -> Result<Vec<Labelled>, String> {
                     victim_ips: list(&g["victim"]["ip"], |s| s.parse().ok()),
                     start_ns: ns("start_epoch"),
                     end_ns: ns("end_epoch"),
+                    filter: match g["filter"].as_str().map(Filter::parse) {
+                        Some(Ok(f)) => Some(f),
+                        Some(Err(e)) => {
+                            log::warn!(
+                                "{file}: {e}; every packet the attacker sends during the attack counts"
+                            );
+                            None
+                        }
+                        None => None,
+                    },
                 });
             }
         }
@@ -173,8 +189,8 @@ fn finetune(
         until_ns,
     )?;
     let tc = crate::model::train::TrainConfig {
-        max_epochs: 8,
-        patience: 2,
+        max_epochs: 30,
+        patience: 3,
         lr: 1e-3,
         ..Default::default()
     };
@@ -298,6 +314,7 @@ pub fn evaluate(
             .any(|a| a.victim_macs.contains(mac) || a.victim_ips.iter().any(|ip| ips.contains(ip)));
         (attacker, victim)
     };
+    let positives = attack_windows(c, window_ns)?;
     let (_, damage) = run_capture(&c.file, None, &cfg, &mut |w| {
         let Some(dev) = w.table.get(w.closed.device) else {
             return;
@@ -315,6 +332,31 @@ pub fn evaluate(
             .chain(dev.identity.ipv6.iter().map(|a| IpAddr::V6(*a)))
             .collect();
         let (attacker, victim) = role(&dev.mac, &ips);
+        if std::env::var_os("IOTAD_DEBUG_EVAL").is_some()
+            && (attacker.is_some() || om.score > om.threshold)
+        {
+            eprintln!(
+                "DBG {} {} att={} score={:.2} thr={:.2} alerting={} pkts_out={} ev={:?}",
+                dev.mac,
+                start / 1_000_000_000,
+                attacker.is_some(),
+                om.score,
+                om.threshold,
+                om.alerting,
+                f[Feat::PktsOut],
+                om.events
+                    .iter()
+                    .map(|e| e
+                        .explanation
+                        .iter()
+                        .map(|c| format!(
+                            "{}={}/{:.1}w{:.1}",
+                            c.feature, c.observed, c.expected, c.weight
+                        ))
+                        .collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            );
+        }
         let after_learning = start / window_ns >= first_window + u64::from(learning);
         let opened = |o: &crate::detect::Outcome| {
             o.events
@@ -337,7 +379,11 @@ pub fn evaluate(
                         let in_attack = start + window_ns > a.start_ns && start <= a.end_ns;
                         let is_attacker = a.attacker_mac == Some(dev.mac)
                             || a.attacker_ips.iter().any(|ip| ips.contains(ip));
-                        if in_attack && is_attacker && f[Feat::PktsOut] > 0.0 {
+                        let holds_attack = match &positives[i] {
+                            Some(set) => set.contains(&(start / window_ns)),
+                            None => f[Feat::PktsOut] > 0.0,
+                        };
+                        if in_attack && is_attacker && holds_attack {
                             t.pos.push(score);
                             if alerting {
                                 t.above += 1;
@@ -395,6 +441,41 @@ pub fn evaluate(
         model: tm.finish(&c.attacks, hours),
         baseline: tb.finish(&c.attacks, hours),
     })
+}
+
+/// Per attack, the windows (start / window length) holding packets that match its filter and
+/// that the attacker sent, within its time range. `None` for an attack without a filter.
+fn attack_windows(c: &Labelled, window_ns: u64) -> Result<Vec<Option<BTreeSet<u64>>>, String> {
+    let mut sets: Vec<Option<BTreeSet<u64>>> = c
+        .attacks
+        .iter()
+        .map(|a| a.filter.as_ref().map(|_| BTreeSet::new()))
+        .collect();
+    if sets.iter().all(Option::is_none) {
+        return Ok(sets);
+    }
+    let mut src = crate::capture::Source::open_file(&c.file, None).map_err(|e| e.to_string())?;
+    let link = src.link();
+    while let Some(p) = src.next().map_err(|e| e.to_string())? {
+        let Ok(s) = crate::wire::parse(link, &p) else {
+            continue;
+        };
+        let src_ip = match s.net {
+            crate::wire::Net::Ip { src, .. } => Some(src),
+            _ => None,
+        };
+        for (a, set) in c.attacks.iter().zip(sets.iter_mut()) {
+            let (Some(f), Some(set)) = (&a.filter, set.as_mut()) else {
+                continue;
+            };
+            let sent = a.attacker_mac == Some(s.src_mac)
+                || src_ip.is_some_and(|ip| a.attacker_ips.contains(&ip));
+            if sent && (a.start_ns..=a.end_ns).contains(&s.ts_ns) && f.matches(&s) {
+                set.insert(s.ts_ns / window_ns);
+            }
+        }
+    }
+    Ok(sets)
 }
 
 fn first_timestamp(path: &Path) -> Result<u64, String> {
