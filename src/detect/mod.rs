@@ -3,12 +3,14 @@
 //! [`Detector::on_window`] takes each closed window of each device, scores it against the
 //! model's prediction from the device's earlier windows, and queues the step that advances
 //! the device's recurrent state; the steps of one window's devices are taken as batches when
-//! the next window starts ([`Detector::step_queued`]). The score is the largest prediction error of any feature, divided by
-//! that feature's typical error for this device: a camera's bytes may swing where a login
+//! the next window starts ([`Detector::step_queued`]). The score combines the largest
+//! prediction errors, each divided by that feature's typical error for this device: a camera's bytes may swing where a login
 //! attempt never happens. Each device learns from its own first `learning_windows` windows:
 //! in the first half its typical error per feature, in the second half the scores those give,
-//! whose maximum, with a margin and a floor, becomes its threshold. Nothing alerts during the
-//! first `learning_windows` windows after start.
+//! whose maximum, with a margin and a floor, becomes its threshold; a device that appeared
+//! during the network's learning period ends each half with the network's, given at least
+//! [`MIN_PHASE`] windows in it. Nothing alerts during the first `learning_windows` windows
+//! after start.
 //! A device first seen later is judged against the population threshold stored in the model
 //! until its own is fitted, so a rogue device that scans the moment it appears is caught.
 //! An incident opens when a window crosses the threshold, is updated when it gets worse, and
@@ -128,8 +130,10 @@ struct DeviceState {
     mac: Mac,
     state: State,
     pred: [f32; F],
-    /// Windows scored so far.
+    /// Windows that taught its typical errors (the first half of its learning).
     scored: u32,
+    /// Windows that taught its threshold (the second half).
+    threshold_scored: u32,
     /// Sum of squared errors per feature, in the first half of learning.
     sq_err: [f32; F],
     /// This device's typical error per feature, once learned.
@@ -144,6 +148,9 @@ struct DeviceState {
     /// The step of the last window is queued, not yet taken: `pred` is not current.
     queued: bool,
 }
+
+/// The fewest windows in each half of a device's learning (five minutes of 10-s windows).
+pub const MIN_PHASE: u32 = 30;
 
 /// What one window came to.
 #[derive(Clone, Debug)]
@@ -264,6 +271,7 @@ impl Detector {
                 state,
                 pred,
                 scored: 0,
+                threshold_scored: 0,
                 sq_err: [0.0; F],
                 scale: None,
                 max_learning: 0.0,
@@ -324,22 +332,28 @@ impl Detector {
         // learn this device's typical errors, then its threshold; after the start, a device
         // still learning does not learn from windows that alert (a rogue device's attack must
         // not become its normal)
+        // A device seen during the network's learning period finishes each half with the
+        // network's (having at least `MIN_PHASE` windows in it), so that one that appeared
+        // late is not left on the population threshold after it.
         if d.threshold.is_none() && (in_warmup || s <= threshold) {
-            d.scored += 1;
-            if d.scored <= half {
+            let ends = |at: u64| in_warmup && window + 1 >= at;
+            if d.scale.is_none() {
+                d.scored += 1;
                 for j in 0..F {
                     d.sq_err[j] += (z[j] - pred[j]).powi(2);
                 }
-                if d.scored == half {
+                if d.scored >= half || (ends(first + u64::from(half)) && d.scored >= MIN_PHASE) {
                     let mut sc = [0f32; F];
                     for j in 0..F {
-                        sc[j] = (d.sq_err[j] / half as f32).sqrt().max(floors[j]);
+                        sc[j] = (d.sq_err[j] / d.scored as f32).sqrt().max(floors[j]);
                     }
                     d.scale = Some(sc);
                 }
             } else {
+                d.threshold_scored += 1;
                 d.max_learning = d.max_learning.max(own);
-                if d.scored >= 2 * half {
+                let end = first + u64::from(self.cfg.learning_windows);
+                if d.threshold_scored >= half || (ends(end) && d.threshold_scored >= MIN_PHASE) {
                     d.threshold = Some((d.max_learning * self.cfg.margin).max(self.cfg.floor));
                 }
             }
