@@ -98,6 +98,45 @@ fn pipeline(path: &Path, cfg: &Config, csv: bool) -> Result<Pass, String> {
     })
 }
 
+/// `iotad replay` without its output: the pipeline and the detector with `model`.
+fn replay(path: &Path, cfg: &Config, model: &crate::model::Model) -> Result<Pass, String> {
+    use crate::detect::{DetectConfig, Detector};
+    let start = Instant::now();
+    let mut source = Source::open_file(path, None).map_err(|e| e.to_string())?;
+    let mut p = Pipeline::new(cfg)?;
+    let link = source.link();
+    let mut det = Detector::new(
+        model.clone(),
+        DetectConfig::default(),
+        p.table().capacity(),
+        cfg.window_ns(),
+    );
+    let (mut windows, mut events) = (0u64, 0usize);
+    let mut emit = |w: crate::pipeline::WindowOut<'_>| {
+        windows += 1;
+        if let Some(d) = w.table.get(w.closed.device) {
+            let o = det.on_window(
+                w.closed.device as usize,
+                d,
+                w.closed.start_ns,
+                w.closed.features,
+            );
+            events += o.events.len();
+        }
+    };
+    while let Some(pkt) = source.next().map_err(|e| e.to_string())? {
+        p.packet(link, &pkt, &mut emit);
+    }
+    p.finish(&mut emit);
+    std::hint::black_box(events);
+    Ok(Pass {
+        secs: start.elapsed().as_secs_f64(),
+        packets: p.stats().packets,
+        bytes: p.stats().bytes_wire,
+        windows,
+    })
+}
+
 /// The CPU's model name, from /proc/cpuinfo.
 pub fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -194,6 +233,8 @@ fn run(path: &Path, repeat: u32) -> Result<(), String> {
     let base = best_of(repeat, || libpcap_only(path))?;
     let windows = best_of(repeat, || pipeline(path, &cfg, false))?;
     let full = best_of(repeat, || pipeline(path, &cfg, true))?;
+    let model = crate::model::file::built_in()?;
+    let replayed = best_of(repeat, || replay(path, &cfg, &model))?;
     println!(
         "packets:   {}  ({:.1} MB on the wire)",
         base.packets,
@@ -224,10 +265,15 @@ fn run(path: &Path, repeat: u32) -> Result<(), String> {
     line("libpcap read (pcap_next_ex)", &base);
     line("parse + devices + windows", &windows);
     line("features (+ CSV to a sink)", &full);
+    line(
+        &format!("replay (+ model, {})", model.kernel.name()),
+        &replayed,
+    );
     println!(
-        "per packet: {:.0} ns libpcap, {:.0} ns features",
+        "per packet: {:.0} ns libpcap, {:.0} ns features, {:.0} ns replay",
         1e9 / base.pps(),
-        1e9 / full.pps()
+        1e9 / full.pps(),
+        1e9 / replayed.pps()
     );
     match features_rss(path) {
         Ok(rss) => println!("peak RSS of `iotad features` on this capture: {rss}"),
@@ -263,11 +309,11 @@ fn model_steps(repeat: u32) -> Result<(), String> {
     for (kind, what) in [
         ("f32", "plain Rust loop"),
         ("q8_0", "int8 blocks, ours, the default"),
-        ("candle", "candle's SIMD dot products"),
+        ("candle", "candle's k_quants::matmul"),
     ] {
         let m = built_in.with_kernel(kind)?;
         let mut s = m.scratch();
-        let mut line = format!("  {:<44}", format!("{} ({what})", m.kernel.name()));
+        let mut line = format!("  {:<44}", format!("{}: {what}", m.kernel.name()));
         for batch in [1usize, MAX_BATCH] {
             let mut states: Vec<_> = (0..batch).map(|_| m.state()).collect();
             let mut preds = vec![[0f32; F]; batch];

@@ -332,31 +332,6 @@ pub fn evaluate(
             .chain(dev.identity.ipv6.iter().map(|a| IpAddr::V6(*a)))
             .collect();
         let (attacker, victim) = role(&dev.mac, &ips);
-        if std::env::var_os("IOTAD_DEBUG_EVAL").is_some()
-            && (attacker.is_some() || om.score > om.threshold)
-        {
-            eprintln!(
-                "DBG {} {} att={} score={:.2} thr={:.2} alerting={} pkts_out={} ev={:?}",
-                dev.mac,
-                start / 1_000_000_000,
-                attacker.is_some(),
-                om.score,
-                om.threshold,
-                om.alerting,
-                f[Feat::PktsOut],
-                om.events
-                    .iter()
-                    .map(|e| e
-                        .explanation
-                        .iter()
-                        .map(|c| format!(
-                            "{}={}/{:.1}w{:.1}",
-                            c.feature, c.observed, c.expected, c.weight
-                        ))
-                        .collect::<Vec<_>>())
-                    .collect::<Vec<_>>()
-            );
-        }
         let after_learning = start / window_ns >= first_window + u64::from(learning);
         let opened = |o: &crate::detect::Outcome| {
             o.events

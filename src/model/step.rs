@@ -35,7 +35,7 @@ impl Kernel {
         match self {
             Kernel::F32 => "f32",
             Kernel::Q8(_) => "q8_0",
-            Kernel::CandleQ8(_) => "q8_0 (candle k_quants::matmul)",
+            Kernel::CandleQ8(_) => "q8_0 candle",
         }
     }
 }
