@@ -26,6 +26,7 @@ pub mod device;
 pub mod eval;
 pub mod export;
 pub mod files;
+pub mod math;
 pub mod model;
 pub mod pipeline;
 pub mod progress;

@@ -13,7 +13,6 @@
 
 pub mod file;
 pub mod kernel;
-pub mod math;
 pub mod network;
 pub mod quant;
 pub mod step;
@@ -65,7 +64,7 @@ pub struct Standardizer {
 #[inline]
 pub fn transform(kind: Kind, v: f32) -> f32 {
     match kind {
-        Kind::Count | Kind::Mean => math::ln_1p(v.max(0.0)),
+        Kind::Count | Kind::Mean => crate::math::ln_1p(v.max(0.0)),
         Kind::Ratio => v,
     }
 }
@@ -74,7 +73,7 @@ pub fn transform(kind: Kind, v: f32) -> f32 {
 #[inline]
 pub fn untransform(kind: Kind, v: f32) -> f32 {
     match kind {
-        Kind::Count | Kind::Mean => math::exp_m1(v).max(0.0),
+        Kind::Count | Kind::Mean => crate::math::exp_m1(v).max(0.0),
         Kind::Ratio => v,
     }
 }

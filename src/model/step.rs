@@ -8,7 +8,8 @@
 use candle_core::quantized::k_quants::{self, BlockQ8_0, GgmlType};
 
 use super::kernel::{self, Q8, QK};
-use super::{math, Model, Sizes};
+use super::{Model, Sizes};
+use crate::math;
 use crate::window::features::F;
 
 /// Devices stepped together at most; more are stepped in batches of this size.

@@ -42,6 +42,7 @@ pub struct Accumulator {
     arp_targets: Distinct,
     dns_names: Distinct,
     remote_ips_syn: Distinct,
+    src_ips_out: Distinct,
     services: HeaviestKey,
     pending: Pending,
     ip_pkts: u32,
@@ -119,6 +120,9 @@ impl Accumulator {
             Net::Arp(a) => self.arp(&a, out),
             Net::Ip { src, dst, fragment } => {
                 let remote = if out { dst } else { src };
+                if out {
+                    self.src_ips_out.insert(hash_ip(&src));
+                }
                 self.ip(&remote, out, fragment);
                 self.transport(s, &remote, out);
             }
@@ -218,9 +222,6 @@ impl Accumulator {
                     if t.is_rst() {
                         sums[RstOut] += 1.0;
                     }
-                    if t.is_fin() {
-                        sums[FinOut] += 1.0;
-                    }
                 } else {
                     sums[TcpIn] += 1.0;
                     sums[TcpPayloadIn] += f64::from(t.payload_len);
@@ -318,7 +319,7 @@ impl Accumulator {
         let s = &mut self.sums;
         let div = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         s[MeanSizeOut] = div(s[BytesOut], s[PktsOut]);
-        s[MeanSizeIn] = div(s[BytesIn], s[PktsIn]);
+        s[SrcIpsOut] = self.src_ips_out.estimate();
         s[RemoteIps] = self.remote_ips.estimate();
         s[RemoteIpsLocal] = self.remote_ips_local.estimate();
         s[RemoteIpsInternet] = self.remote_ips_internet.estimate();

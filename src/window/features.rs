@@ -92,7 +92,7 @@ features! {
     BytesOut "bytes_out" "bytes" Count Normal "bytes sent, as on the wire";
     BytesIn "bytes_in" "bytes" Count Normal "bytes received, as on the wire";
     MeanSizeOut "mean_size_out" "bytes" Mean Housekeeping "mean size of packets sent";
-    MeanSizeIn "mean_size_in" "bytes" Mean Housekeeping "mean size of packets received";
+    SrcIpsOut "src_ips_out" "addresses" Count Normal "distinct source IP addresses of packets sent (dozens: spoofed floods)";
     MaxSizeOut "max_size_out" "bytes" Mean Housekeeping "largest packet sent";
     SmallPktsOut "small_pkts_out" "packets" Count Normal "packets sent of at most 80 bytes (probes, floods)";
     RemoteIps "remote_ips" "addresses" Count Normal "distinct remote IP addresses, either direction";
@@ -111,7 +111,7 @@ features! {
     SynAckOut "synack_out" "packets" Count Normal "TCP SYN-ACKs sent";
     RstOut "rst_out" "packets" Count Normal "TCP resets sent";
     RstIn "rst_in" "packets" Count Normal "TCP resets received";
-    FinOut "fin_out" "packets" Count Housekeeping "TCP FINs sent";
+    LoginAttemptsSlow "login_attempts_slow" "attempts" Count Watch "connection attempts to SSH or telnet summed over past windows, halving every 10 minutes (slow brute force)";
     Unanswered "unanswered" "attempts" Count Watch "connection attempts sent that got neither SYN-ACK nor RST within the window";
     MaxAttemptsOneService "max_attempts_one_service" "attempts" Count Watch "most connection attempts to one remote IP and port (repeated logins)";
     LoginAttempts "login_attempts" "attempts" Count Watch "connection attempts to SSH or telnet (ports 22, 23, 2323)";

@@ -4,7 +4,9 @@
 //! always cuts it the same way. When a packet's timestamp passes the end of the open window,
 //! that window closes for every device at once ([`Windows::advance`]); windows in which a
 //! device sent nothing close as zeros, because the model must see silence too. Each device
-//! keeps a ring of its last [`RING`] closed windows for the model.
+//! keeps a ring of its last [`RING`] closed windows for the model. Slow features
+//! ([`Feat::LoginAttemptsSlow`]) carry a window's count into the next ones, halving every
+//! [`SLOW_HALF_LIFE_S`] seconds, so that attempts spread thinly over many windows add up.
 
 pub mod accumulator;
 pub mod features;
@@ -44,7 +46,15 @@ struct Slot {
     active: bool,
     acc: Accumulator,
     ring: heapless::Deque<Features, RING>,
+    /// The running sum behind [`Feat::LoginAttemptsSlow`].
+    login_slow: f32,
 }
+
+/// Half-life of the slow features, in seconds.
+pub const SLOW_HALF_LIFE_S: f64 = 600.0;
+
+/// Below this a slow feature is zero again, so that silence is all zeros.
+const SLOW_ZERO: f32 = 0.05;
 
 /// All devices' open windows and their rings, one slot per device-table slot.
 pub struct Windows {
@@ -53,6 +63,8 @@ pub struct Windows {
     current: Option<u64>,
     slots: Box<[Slot]>,
     stats: WindowStats,
+    /// What a slow feature keeps of itself from one window to the next.
+    slow_decay: f32,
 }
 
 impl Windows {
@@ -66,6 +78,9 @@ impl Windows {
             current: None,
             slots: vec![Slot::default(); capacity].into_boxed_slice(),
             stats: WindowStats::default(),
+            slow_decay: crate::math::exp(
+                -std::f64::consts::LN_2 * len_ns as f64 / 1e9 / SLOW_HALF_LIFE_S,
+            ) as f32,
         }
     }
 
@@ -83,6 +98,7 @@ impl Windows {
         slot.active = true;
         slot.acc = Accumulator::default();
         slot.ring.clear();
+        slot.login_slow = 0.0;
     }
 
     /// The device in `id` is gone (evicted, or found to be the gateway).
@@ -139,7 +155,10 @@ impl Windows {
     fn close(&mut self, window: u64, emit: &mut impl FnMut(Closed<'_>)) {
         let start_ns = window * self.len_ns;
         for (id, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.active) {
-            let features = slot.acc.close();
+            let mut features = slot.acc.close();
+            let slow = slot.login_slow * self.slow_decay + features[Feat::LoginAttempts];
+            slot.login_slow = if slow < SLOW_ZERO { 0.0 } else { slow };
+            features[Feat::LoginAttemptsSlow] = slot.login_slow;
             if slot.ring.is_full() {
                 slot.ring.pop_front();
             }
@@ -153,5 +172,88 @@ impl Windows {
                 features,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tcp::{flags, Tcp};
+    use crate::wire::{App, Mac, Net, Transport};
+
+    /// A SYN to port 22 sent by the device at `ts_ns`, from source address `src`.
+    fn ssh_syn(ts_ns: u64, src: [u8; 4]) -> Summary<'static> {
+        Summary {
+            ts_ns,
+            src_mac: Mac([2, 0, 0, 0, 0, 1]),
+            dst_mac: Mac([2, 0, 0, 0, 0, 2]),
+            vlan: None,
+            wire_len: 60,
+            net: Net::Ip {
+                src: src.into(),
+                dst: [192, 168, 1, 50].into(),
+                fragment: false,
+            },
+            transport: Transport::Tcp(Tcp {
+                src_port: 40000,
+                dst_port: 22,
+                flags: flags::SYN,
+                payload_len: 0,
+            }),
+            app: App::None,
+            issue: None,
+        }
+    }
+
+    #[test]
+    fn slow_features_add_up_thin_attempts_and_fade_to_zero() {
+        const S: u64 = 1_000_000_000;
+        let mut w = Windows::new(1, 10 * S, 10_000);
+        w.start(0);
+        let mut seen: Vec<(u64, f32, f32)> = Vec::new();
+        let mut emit = |c: Closed<'_>| {
+            seen.push((
+                c.start_ns / S,
+                c.features[Feat::LoginAttempts],
+                c.features[Feat::LoginAttemptsSlow],
+            ))
+        };
+        // one attempt a minute for five minutes, then silence
+        for m in 0..5u64 {
+            w.advance(m * 60 * S, &mut emit);
+            w.add(0, &ssh_syn(m * 60 * S, [192, 168, 1, 7]), Direction::Out);
+        }
+        w.advance(7200 * S, &mut emit);
+        let at = |t: u64| seen.iter().find(|s| s.0 == t).copied().unwrap();
+        assert_eq!(at(0), (0, 1.0, 1.0));
+        assert_eq!(at(10).1, 0.0);
+        let d = 0.5f32.powf(10.0 / 600.0);
+        assert!((at(10).2 - d).abs() < 1e-6, "{:?}", at(10));
+        // five attempts in four minutes: more than four of them still count
+        assert!(at(240).2 > 4.0 && at(240).2 < 5.0, "{:?}", at(240));
+        // ten minutes later half of it is left; after an hour and a half, nothing
+        assert!((at(840).2 / at(240).2 - 0.5).abs() < 1e-3, "{:?}", at(840));
+        assert_eq!(at(6000).2, 0.0);
+        assert!(seen.iter().all(|s| s.2 >= 0.0));
+    }
+
+    #[test]
+    fn spoofed_sources_are_counted() {
+        let mut acc = Accumulator::default();
+        for i in 0..40u8 {
+            acc.add(&ssh_syn(0, [10, 0, i, 1]), Direction::Out);
+        }
+        acc.add(&ssh_syn(0, [10, 0, 0, 1]), Direction::Out);
+        let f = acc.close();
+        assert!(
+            (f[Feat::SrcIpsOut] - 40.0).abs() <= 2.0,
+            "{}",
+            f[Feat::SrcIpsOut]
+        );
+        let mut one = Accumulator::default();
+        for _ in 0..10 {
+            one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out);
+        }
+        assert_eq!(one.close()[Feat::SrcIpsOut], 1.0);
     }
 }

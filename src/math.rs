@@ -68,6 +68,11 @@ fn ln64(y: f64) -> f64 {
     e as f64 * LN2 + 2.0 * sum
 }
 
+/// e^x, for constants computed at start (decay rates).
+pub fn exp(x: f64) -> f64 {
+    exp64(x)
+}
+
 /// e^x - 1 for the inverse of the log1p transform (x >= 0 in practice).
 pub fn exp_m1(x: f32) -> f32 {
     (exp64(f64::from(x)) - 1.0) as f32
