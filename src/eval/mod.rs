@@ -4,8 +4,9 @@
 //! Windows are labelled from the manifest: positive, a window of an attacking device (by MAC
 //! or IP) holding attack packets it sent (packets of the attack's time range that match the
 //! ground truth's display filter, read by [`filter`]; without a filter, any packet it sent
-//! in the time range); negative, every window of
-//! a device that is neither attacker nor victim; victims' windows are left out of the AUC.
+//! in the time range); negative, every window of a device that is neither attacker nor
+//! victim; victims (the stations the ground truth names and those the attack packets were
+//! addressed to) are left out of the AUC.
 //! Reported per capture: window ROC AUC, whether the attack was alerted and how soon, the
 //! share of attack windows above threshold, false alerts per benign device-hour, and the
 //! feature the first alert named.
@@ -304,17 +305,18 @@ pub fn evaluate(
     let (mut tm, mut tb) = (Tally::default(), Tally::default());
     let mut benign_windows = 0u64;
     let first_window = first_ts / window_ns;
+    let truth = attack_packets(c, window_ns)?;
     let role = |mac: &Mac, ips: &[IpAddr]| -> (Option<usize>, bool) {
         let attacker = c.attacks.iter().position(|a| {
             a.attacker_mac == Some(*mac) || a.attacker_ips.iter().any(|ip| ips.contains(ip))
         });
-        let victim = c
-            .attacks
-            .iter()
-            .any(|a| a.victim_macs.contains(mac) || a.victim_ips.iter().any(|ip| ips.contains(ip)));
+        let victim =
+            c.attacks.iter().any(|a| {
+                a.victim_macs.contains(mac) || a.victim_ips.iter().any(|ip| ips.contains(ip))
+            }) || (attacker.is_none() && truth.victim_macs.contains(mac));
         (attacker, victim)
     };
-    let positives = attack_windows(c, window_ns)?;
+    let positives = &truth.windows;
     let (_, damage) = run_capture(&c.file, None, &cfg, &mut |w| {
         let Some(dev) = w.table.get(w.closed.device) else {
             return;
@@ -418,16 +420,29 @@ pub fn evaluate(
     })
 }
 
-/// Per attack, the windows (start / window length) holding packets that match its filter and
-/// that the attacker sent, within its time range. `None` for an attack without a filter.
-fn attack_windows(c: &Labelled, window_ns: u64) -> Result<Vec<Option<BTreeSet<u64>>>, String> {
+/// What the ground truth's filters say about a capture's attacks.
+#[derive(Default)]
+struct AttackPackets {
+    /// Per attack, the windows (start / window length) holding packets that match its filter
+    /// and that the attacker sent, within its time range; `None` without a filter.
+    windows: Vec<Option<BTreeSet<u64>>>,
+    /// Stations those packets were addressed to (not broadcast or multicast): victims, or the
+    /// victim's way out, even where the ground truth names only the victim's IP.
+    victim_macs: BTreeSet<Mac>,
+}
+
+fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String> {
     let mut sets: Vec<Option<BTreeSet<u64>>> = c
         .attacks
         .iter()
         .map(|a| a.filter.as_ref().map(|_| BTreeSet::new()))
         .collect();
+    let mut victim_macs = BTreeSet::new();
     if sets.iter().all(Option::is_none) {
-        return Ok(sets);
+        return Ok(AttackPackets {
+            windows: sets,
+            victim_macs,
+        });
     }
     let mut src = crate::capture::Source::open_file(&c.file, None).map_err(|e| e.to_string())?;
     let link = src.link();
@@ -447,10 +462,16 @@ fn attack_windows(c: &Labelled, window_ns: u64) -> Result<Vec<Option<BTreeSet<u6
                 || src_ip.is_some_and(|ip| a.attacker_ips.contains(&ip));
             if sent && (a.start_ns..=a.end_ns).contains(&s.ts_ns) && f.matches(&s) {
                 set.insert(s.ts_ns / window_ns);
+                if !s.dst_mac.is_multicast() && s.dst_mac != Mac::UNKNOWN {
+                    victim_macs.insert(s.dst_mac);
+                }
             }
         }
     }
-    Ok(sets)
+    Ok(AttackPackets {
+        windows: sets,
+        victim_macs,
+    })
 }
 
 fn first_timestamp(path: &Path) -> Result<u64, String> {
