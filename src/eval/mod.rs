@@ -145,6 +145,8 @@ pub struct Scores {
     pub false_alerts: usize,
     pub false_alerts_per_device_hour: f64,
     pub first_alert_feature: Option<String>,
+    /// Every feature the first alert's explanation named, most to least.
+    pub first_alert_explanation: Vec<String>,
 }
 
 /// Results on one capture.
@@ -219,7 +221,7 @@ struct Tally {
     pos: Vec<f32>,
     neg: Vec<f32>,
     above: usize,
-    first_alert: BTreeMap<usize, (u64, Option<String>)>,
+    first_alert: BTreeMap<usize, (u64, Vec<String>)>,
     false_alerts: usize,
 }
 
@@ -250,7 +252,13 @@ impl Tally {
                 .first_alert
                 .values()
                 .next()
-                .and_then(|(_, f)| f.clone()),
+                .and_then(|(_, f)| f.first().cloned()),
+            first_alert_explanation: self
+                .first_alert
+                .values()
+                .next()
+                .map(|(_, f)| f.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -336,10 +344,12 @@ pub fn evaluate(
         let (attacker, victim) = role(&dev.mac, &ips);
         let after_learning = start / window_ns >= first_window + u64::from(learning);
         let opened = |o: &crate::detect::Outcome| {
-            o.events
-                .iter()
-                .find(|e| e.phase == Some("open"))
-                .map(|e| e.explanation.first().map(|x| x.feature.to_string()))
+            o.events.iter().find(|e| e.phase == Some("open")).map(|e| {
+                e.explanation
+                    .iter()
+                    .map(|x| x.feature.to_string())
+                    .collect()
+            })
         };
         for (t, score, alerting, open) in [
             (&mut tm, om.score, om.alerting, opened(&om)),
@@ -347,7 +357,8 @@ pub fn evaluate(
                 &mut tb,
                 ob.score,
                 ob.alerting,
-                ob.opened.then(|| ob.feature.map(str::to_string)),
+                ob.opened
+                    .then(|| ob.feature.iter().map(|f| f.to_string()).collect()),
             ),
         ] {
             match attacker {
@@ -371,9 +382,10 @@ pub fn evaluate(
                             && start + window_ns > a.start_ns
                             && start <= a.end_ns + window_ns
                         {
-                            t.first_alert
-                                .entry(i)
-                                .or_insert((start.max(a.start_ns), open.clone().flatten()));
+                            t.first_alert.entry(i).or_insert((
+                                start.max(a.start_ns),
+                                open.clone().unwrap_or_default(),
+                            ));
                         }
                     }
                 }
