@@ -111,31 +111,20 @@ fn a_restart_restores_what_was_learned() {
 
     // broken and foreign state files are refused before any work, with the reason
     let bad = dir.join("bad.json");
-    std::fs::write(&bad, b"{\"format_version\":1,").unwrap();
-    let out = run(&["replay", s(&b), "--state", s(&bad)]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("not a state file"),
-        "{err}"
-    );
-    let other = dir.join("other.json");
-    let mut v = saved.clone();
-    v["model"] = "0000000000000000".into();
-    std::fs::write(&other, v.to_string()).unwrap();
-    let out = run(&["replay", s(&b), "--state", s(&other)]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("another model"),
-        "{err}"
-    );
-    v = saved.clone();
-    v["format_version"] = 99.into();
-    std::fs::write(&other, v.to_string()).unwrap();
-    let out = run(&["replay", s(&b), "--state", s(&other)]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains("format version 99"),
-        "{err}"
-    );
+    let refused = |content: &str, reason: &str| {
+        std::fs::write(&bad, content).unwrap();
+        let out = run(&["replay", s(&b), "--state", s(&bad)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(reason), "{err}");
+    };
+    refused("{\"format_version\":1,", "not a state file");
+    let with = |key: &str, value: serde_json::Value| {
+        let mut v = saved.clone();
+        v[key] = value;
+        v.to_string()
+    };
+    refused(&with("model", "0000000000000000".into()), "another model");
+    refused(&with("format_version", 99.into()), "format version 99");
+    refused(&with("window_secs", 60.into()), "60-s windows");
     std::fs::remove_dir_all(&dir).unwrap();
 }
