@@ -87,6 +87,9 @@ pub struct ReplayArgs {
     /// events are printed as JSON lines before the summary
     #[argh(option, short = 'm')]
     pub model: Option<PathBuf>,
+    /// step the model in f32 (a Q8_0 model's weights dequantized) instead of Q8_0
+    #[argh(switch)]
+    pub f32: bool,
     /// only summarize the devices, without scoring
     #[argh(switch)]
     pub no_model: bool,
@@ -194,6 +197,9 @@ pub struct EvalArgs {
     /// the model to evaluate (default: the built-in one)
     #[argh(option, short = 'm')]
     pub model: Option<PathBuf>,
+    /// step the model in f32 (a Q8_0 model's weights dequantized) instead of Q8_0
+    #[argh(switch)]
+    pub f32: bool,
     /// only captures whose file name contains this
     #[argh(option)]
     pub only: Option<String>,

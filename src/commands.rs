@@ -187,7 +187,7 @@ pub fn replay(a: ReplayArgs) -> CmdResult {
     let model = if a.no_model {
         None
     } else {
-        Some(model::file::load_or_built_in(a.model.as_deref())?)
+        Some(model::file::load_for(a.model.as_deref(), a.f32)?)
     };
     if let Some(m) = &model {
         if m.meta.window_secs != cfg.window_secs {
@@ -372,7 +372,7 @@ pub fn train(a: TrainArgs) -> CmdResult {
 }
 
 pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
-    let m = model::file::load_or_built_in(a.model.as_deref())?;
+    let m = model::file::load_for(a.model.as_deref(), a.f32)?;
     let captures = crate::eval::read_manifest(&a.manifest)?;
     if let Some(other) = &a.compare {
         let o = model::file::load(other)?;

@@ -270,6 +270,30 @@ fn quantized_gguf_follows_the_f32_model() {
         a,
         ok(&["replay", s(&pcap), "--json", "--learning-windows", "30"])
     );
+    // stepped in f32 on request: other scores, the same incidents
+    let f = ok(&[
+        "replay",
+        s(&pcap),
+        "--json",
+        "--learning-windows",
+        "30",
+        "--f32",
+    ]);
+    assert_ne!(f, a);
+    let opens = |out: &str| -> Vec<(String, u64)> {
+        out.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["phase"] == "open")
+            .map(|e| {
+                (
+                    e["device"]["mac"].as_str().unwrap().to_string(),
+                    e["window_start_epoch"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert!(!opens(&a).is_empty());
+    assert_eq!(opens(&f), opens(&a));
     // a GGUF is not quantized again
     let err = run(&[
         "quantize",

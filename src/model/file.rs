@@ -30,6 +30,16 @@ pub fn load_or_built_in(path: Option<&Path>) -> Result<Model, String> {
     }
 }
 
+/// The model in `path`, or the built-in one, stepping in f32 when `f32` is set.
+pub fn load_for(path: Option<&Path>, f32: bool) -> Result<Model, String> {
+    let m = load_or_built_in(path)?;
+    if f32 {
+        m.with_kernel("f32")
+    } else {
+        Ok(m)
+    }
+}
+
 /// Writes the model atomically (a temporary file, then a rename).
 pub fn save(model: &Model, path: &Path) -> Result<(), String> {
     let dev = Device::Cpu;
