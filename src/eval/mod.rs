@@ -210,7 +210,7 @@ fn finetune(
         seconds: started.elapsed().as_secs_f64(),
     };
     let tuned = tuned.with_kernel(match model.kernel {
-        crate::model::Kernel::F32 => "f32",
+        crate::model::Kernel::F32(_) => "f32",
         _ => "q8_0",
     })?;
     Ok(Some((tuned, info)))

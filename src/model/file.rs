@@ -131,8 +131,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Model, String> {
     }
     let weights = Weights::from_parts(parts)?;
     Ok(Model {
+        kernel: Kernel::f32(&weights, meta.sizes),
         meta,
         weights,
-        kernel: Kernel::F32,
     })
 }

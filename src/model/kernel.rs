@@ -12,28 +12,29 @@ pub const QK: usize = 32;
 /// Bytes of a GGML Q8_0 block: an f16 scale, then 32 signed bytes.
 const BLOCK_BYTES: usize = 2 + QK;
 
-/// `out[b, r] += sum_c m[r, c] * x[b, c]` for every row `b` of `x` (`k` columns each) and
-/// every row `r` of the row-major `m` (`n` rows). Eight partial sums in a fixed order: the
-/// compiler vectorizes it, and every platform adds in the same order.
+/// The transpose of a row-major `rows` x `cols` matrix.
+pub fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; m.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            t[c * rows + r] = m[r * cols + c];
+        }
+    }
+    t
+}
+
+/// `out[b, :] += sum_c x[b, c] * mt[c, :]` for every row `b` of `x` (`k` columns each), with
+/// `mt` the transposed weights (`k` rows of `n`): per input, one scaled row added to the
+/// outputs, which the compiler vectorizes across the outputs with no reduction. Each output
+/// sums its terms in input order, the same on every platform.
 #[inline]
-pub fn matmul_f32(m: &[f32], k: usize, x: &[f32], out: &mut [f32], n: usize) {
-    const L: usize = 8;
-    debug_assert_eq!(m.len(), n * k);
+pub fn matmul_f32(mt: &[f32], k: usize, x: &[f32], out: &mut [f32], n: usize) {
+    debug_assert_eq!(mt.len(), n * k);
     for (xb, ob) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-        for (row, o) in m.chunks_exact(k).zip(ob.iter_mut()) {
-            let mut acc = [0f32; L];
-            for (a, b) in row.chunks_exact(L).zip(xb.chunks_exact(L)) {
-                for l in 0..L {
-                    acc[l] += a[l] * b[l];
-                }
+        for (&xv, row) in xb.iter().zip(mt.chunks_exact(n)) {
+            for (o, &w) in ob.iter_mut().zip(row) {
+                *o += w * xv;
             }
-            let mut sum =
-                ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-            let tail = k - k % L;
-            for c in tail..k {
-                sum += row[c] * xb[c];
-            }
-            *o += sum;
         }
     }
 }
@@ -185,7 +186,7 @@ mod tests {
         }
         let x: Vec<f32> = (0..2 * cols).map(|i| (i as f32 * 0.37).sin()).collect();
         let mut exact = vec![0f32; 2 * rows];
-        matmul_f32(&w, cols, &x, &mut exact, rows);
+        matmul_f32(&transpose(&w, rows, cols), cols, &x, &mut exact, rows);
         let mut xq = vec![0i8; x.len()];
         let mut xs = vec![0f32; x.len() / QK];
         quantize_acts(&x, &mut xq, &mut xs);

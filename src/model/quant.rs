@@ -85,7 +85,7 @@ pub fn load_gguf(
     let weights = Weights::from_parts(values)?;
     let kernel = match <[Q8; 5]>::try_from(q8) {
         Ok(q) => Kernel::Q8(Box::new(q)),
-        Err(_) => Kernel::F32,
+        Err(_) => Kernel::f32(&weights, meta.sizes),
     };
     Ok(Model {
         meta,

@@ -8,7 +8,7 @@
 use candle_core::quantized::k_quants::{self, BlockQ8_0, GgmlType};
 
 use super::kernel::{self, Q8, QK};
-use super::{Model, Sizes};
+use super::{Model, Sizes, Weights};
 use crate::math;
 use crate::window::features::F;
 
@@ -19,11 +19,27 @@ pub const MAX_BATCH: usize = 64;
 /// output.
 const MATRICES: usize = 5;
 
+/// The weight matrices in step order, with their rows and columns.
+fn matrices(w: &Weights, s: Sizes) -> [(&[f32], usize, usize); MATRICES] {
+    let Sizes {
+        features: f,
+        lstm: h,
+        rnn: r,
+    } = s;
+    [
+        (&w.lstm_ih, 4 * h, f),
+        (&w.lstm_hh, 4 * h, h),
+        (&w.rnn_ih, r, h),
+        (&w.rnn_hh, r, r),
+        (&w.out_w, f, r),
+    ]
+}
+
 /// How the step multiplies.
 #[derive(Clone, Debug)]
 pub enum Kernel {
-    /// f32 weights, plain loops.
-    F32,
+    /// f32 weights (transposed), plain loops.
+    F32(Box<[Vec<f32>; MATRICES]>),
     /// Q8_0 weights and activations, exact integer dot products per block.
     Q8(Box<[Q8; MATRICES]>),
     /// Q8_0 weights through candle's `k_quants::matmul` (its SIMD dot products; the sums'
@@ -32,9 +48,18 @@ pub enum Kernel {
 }
 
 impl Kernel {
+    /// The f32 kernel of these weights.
+    pub fn f32(w: &Weights, s: Sizes) -> Kernel {
+        let t: Vec<Vec<f32>> = matrices(w, s)
+            .iter()
+            .map(|&(m, rows, cols)| kernel::transpose(m, rows, cols))
+            .collect();
+        Kernel::F32(Box::new(t.try_into().expect("five matrices")))
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
-            Kernel::F32 => "f32",
+            Kernel::F32(_) => "f32",
             Kernel::Q8(_) => "q8_0",
             Kernel::CandleQ8(_) => "q8_0 candle",
         }
@@ -130,21 +155,9 @@ fn broadcast(bias: &[f32], out: &mut [f32]) {
 impl Model {
     /// A model stepping with `kernel`'s weights, made from the f32 ones.
     pub fn with_kernel(&self, kind: &str) -> Result<Model, String> {
-        let w = &self.weights;
-        let Sizes {
-            features: f,
-            lstm: h,
-            rnn: r,
-        } = self.meta.sizes;
-        let mats: [(&[f32], usize, usize); MATRICES] = [
-            (&w.lstm_ih, 4 * h, f),
-            (&w.lstm_hh, 4 * h, h),
-            (&w.rnn_ih, r, h),
-            (&w.rnn_hh, r, r),
-            (&w.out_w, f, r),
-        ];
+        let mats = matrices(&self.weights, self.meta.sizes);
         let kernel = match kind {
-            "f32" => Kernel::F32,
+            "f32" => Kernel::f32(&self.weights, self.meta.sizes),
             "q8_0" => {
                 let q: Vec<Q8> = mats
                     .iter()
@@ -195,7 +208,6 @@ impl Model {
     fn mul(
         &self,
         which: usize,
-        f32_m: &[f32],
         k: usize,
         input: &[f32],
         out: &mut [f32],
@@ -206,7 +218,7 @@ impl Model {
         let rows = input.len() / k;
         let n = out.len() / rows;
         match &self.kernel {
-            Kernel::F32 => kernel::matmul_f32(f32_m, k, input, out, n),
+            Kernel::F32(t) => kernel::matmul_f32(&t[which], k, input, out, n),
             Kernel::Q8(q) => {
                 let (xq, xs) = (&mut xq[..input.len()], &mut xs[..input.len() / QK]);
                 kernel::quantize_acts(input, xq, xs);
@@ -257,8 +269,8 @@ impl Model {
             &mut pred[..n * f],
         );
         broadcast(&w.lstm_b, gates);
-        self.mul(0, &w.lstm_ih, f, x, gates, xq, xs, tmp);
-        self.mul(1, &w.lstm_hh, h, h1, gates, xq, xs, tmp);
+        self.mul(0, f, x, gates, xq, xs, tmp);
+        self.mul(1, h, h1, gates, xq, xs, tmp);
         for ((g, c), hh) in gates
             .chunks_exact(4 * h)
             .zip(c1.chunks_exact_mut(h))
@@ -278,13 +290,13 @@ impl Model {
             }
         }
         broadcast(&w.rnn_b, pre);
-        self.mul(2, &w.rnn_ih, h, h1, pre, xq, xs, tmp);
-        self.mul(3, &w.rnn_hh, r, h2, pre, xq, xs, tmp);
+        self.mul(2, h, h1, pre, xq, xs, tmp);
+        self.mul(3, r, h2, pre, xq, xs, tmp);
         for (s, v) in h2.iter_mut().zip(pre.iter()) {
             *s = math::tanh_f32(*v);
         }
         broadcast(&w.out_b, pred);
-        self.mul(4, &w.out_w, r, h2, pred, xq, xs, tmp);
+        self.mul(4, r, h2, pred, xq, xs, tmp);
     }
 }
 

@@ -313,8 +313,8 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
                 seed: cfg.seed,
             },
         },
+        kernel: Kernel::f32(&weights, sizes),
         weights,
-        kernel: Kernel::F32,
     };
     let (scale, threshold) = population(&model, &train_z, &val_z);
     model.meta.residual_scale = scale;
