@@ -11,7 +11,7 @@
 //! device's traffic into fixed-length feature windows, [`model`] predicts each device's next
 //! window with an LSTM+RNN, [`detect`] turns prediction errors into explained alerts, and
 //! [`pipeline`] drives the stages. [`synth`] writes the synthetic captures the tests and the
-//! demo use; [`eval`] measures detection on labelled captures; [`bench`] measures speed.
+//! demo use; [`eval`] measures detection on labelled captures; [`mod@bench`] measures speed.
 
 // Numeric code indexes several arrays in step; a range loop says that most plainly.
 #![allow(clippy::needless_range_loop)]

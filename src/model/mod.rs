@@ -5,7 +5,7 @@
 //! next window. A window's score is how far what it shows is from what was predicted from the
 //! windows before it, feature by feature, in standard units: no labels are needed.
 //!
-//! Training runs on candle ([`network`], [`train`]); the file is safetensors (f32, [`file`])
+//! Training runs on candle ([`network`], [`train`]); the file is safetensors (f32, [`mod@file`])
 //! or GGUF (Q8_0, [`quant`]) with the architecture, the feature names and the
 //! standardization in its metadata; streaming inference keeps each device's recurrent state
 //! and advances it one step per closed window, the devices of one window as a batch
@@ -159,18 +159,19 @@ pub struct Meta {
     pub training: TrainingSummary,
 }
 
-/// The weights as plain row-major matrices, for the streaming step.
+/// The weights as plain row-major matrices (what the files store; the step's kernels are
+/// made from them).
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Weights {
-    /// [4H, F], [4H, H], [4H] (both LSTM biases summed); gate order i, f, g, o.
+    /// `[4H, F]`, `[4H, H]`, `[4H]` (both LSTM biases summed); gate order i, f, g, o.
     pub lstm_ih: Vec<f32>,
     pub lstm_hh: Vec<f32>,
     pub lstm_b: Vec<f32>,
-    /// [R, H], [R, R], [R].
+    /// `[R, H]`, `[R, R]`, `[R]`.
     pub rnn_ih: Vec<f32>,
     pub rnn_hh: Vec<f32>,
     pub rnn_b: Vec<f32>,
-    /// [F, R], [F].
+    /// `[F, R]`, `[F]`.
     pub out_w: Vec<f32>,
     pub out_b: Vec<f32>,
 }
