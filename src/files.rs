@@ -1,6 +1,6 @@
 //! Writing files so that a crash or a full disk never leaves half of one: the bytes go to a
 //! temporary file beside the target, are flushed to disk, and the temporary file is renamed
-//! over the target (atomic on POSIX file systems).
+//! over the target (atomic on POSIX file systems), then the directory is synced.
 
 use std::io::Write;
 use std::path::Path;
@@ -17,6 +17,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(format!("cannot write {}: {e}", path.display()));
+    }
+    // the rename itself reaches the disk with the directory (best effort: not every file
+    // system lets a directory be synced)
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
     Ok(())
 }
