@@ -62,18 +62,39 @@ fn libpcap_only(path: &Path) -> Result<Pass, String> {
     Ok(pass)
 }
 
-/// Parse, attribute and update windows; closed windows are counted, or written as CSV to a
-/// sink when `csv` is set (the whole `features` command minus the disk).
-fn pipeline(path: &Path, cfg: &Config, csv: bool) -> Result<Pass, String> {
+/// One timed pass of the pipeline over the capture; every closed window goes to `on_window`.
+fn timed(
+    path: &Path,
+    cfg: &Config,
+    mut on_window: impl FnMut(crate::pipeline::WindowOut<'_>),
+) -> Result<Pass, String> {
     let start = Instant::now();
     let mut source = Source::open_file(path, None).map_err(|e| e.to_string())?;
     let mut p = Pipeline::new(cfg)?;
     let link = source.link();
-    let mut writer =
-        WindowWriter::new(BufWriter::new(io::sink()), Format::Csv).map_err(|e| e.to_string())?;
     let mut windows = 0u64;
     let mut emit = |w: crate::pipeline::WindowOut<'_>| {
         windows += 1;
+        on_window(w);
+    };
+    while let Some(pkt) = source.next().map_err(|e| e.to_string())? {
+        p.packet(link, &pkt, &mut emit);
+    }
+    p.finish(&mut emit);
+    Ok(Pass {
+        secs: start.elapsed().as_secs_f64(),
+        packets: p.stats().packets,
+        bytes: p.stats().bytes_wire,
+        windows,
+    })
+}
+
+/// Parse, attribute and update windows; closed windows are counted, or written as CSV to a
+/// sink when `csv` is set (the whole `features` command minus the disk).
+fn pipeline(path: &Path, cfg: &Config, csv: bool) -> Result<Pass, String> {
+    let mut writer =
+        WindowWriter::new(BufWriter::new(io::sink()), Format::Csv).map_err(|e| e.to_string())?;
+    timed(path, cfg, |w| {
         if csv {
             if let Some(d) = w.table.get(w.closed.device) {
                 let _ = writer.write(&Row {
@@ -84,36 +105,20 @@ fn pipeline(path: &Path, cfg: &Config, csv: bool) -> Result<Pass, String> {
                 });
             }
         }
-    };
-    while let Some(pkt) = source.next().map_err(|e| e.to_string())? {
-        p.packet(link, &pkt, &mut emit);
-    }
-    p.finish(&mut emit);
-    let secs = start.elapsed().as_secs_f64();
-    Ok(Pass {
-        secs,
-        packets: p.stats().packets,
-        bytes: p.stats().bytes_wire,
-        windows,
     })
 }
 
 /// `iotad replay` without its output: the pipeline and the detector with `model`.
 fn replay(path: &Path, cfg: &Config, model: &crate::model::Model) -> Result<Pass, String> {
     use crate::detect::{DetectConfig, Detector};
-    let start = Instant::now();
-    let mut source = Source::open_file(path, None).map_err(|e| e.to_string())?;
-    let mut p = Pipeline::new(cfg)?;
-    let link = source.link();
     let mut det = Detector::new(
         model.clone(),
         DetectConfig::default(),
-        p.table().capacity(),
+        cfg.max_devices,
         cfg.window_ns(),
     );
-    let (mut windows, mut events) = (0u64, 0usize);
-    let mut emit = |w: crate::pipeline::WindowOut<'_>| {
-        windows += 1;
+    let mut events = 0usize;
+    let pass = timed(path, cfg, |w| {
         if let Some(d) = w.table.get(w.closed.device) {
             let o = det.on_window(
                 w.closed.device as usize,
@@ -123,18 +128,9 @@ fn replay(path: &Path, cfg: &Config, model: &crate::model::Model) -> Result<Pass
             );
             events += o.events.len();
         }
-    };
-    while let Some(pkt) = source.next().map_err(|e| e.to_string())? {
-        p.packet(link, &pkt, &mut emit);
-    }
-    p.finish(&mut emit);
+    })?;
     std::hint::black_box(events);
-    Ok(Pass {
-        secs: start.elapsed().as_secs_f64(),
-        packets: p.stats().packets,
-        bytes: p.stats().bytes_wire,
-        windows,
-    })
+    Ok(pass)
 }
 
 /// The CPU's model name, from /proc/cpuinfo.

@@ -180,7 +180,6 @@ pub struct Detector {
     restored: Vec<DeviceState>,
     /// Per feature, the smallest typical error (from the features' tolerances).
     floors: [f32; F],
-    windows_seen: u64,
     first_window: Option<u64>,
     window_ns: u64,
     incidents: u64,
@@ -223,15 +222,10 @@ impl Detector {
             queued_window: 0,
             newcomer: (state, pred),
             restored: Vec::new(),
-            windows_seen: 0,
             first_window: None,
             window_ns,
             incidents: 0,
         }
-    }
-
-    pub fn model(&self) -> &Model {
-        &self.model
     }
 
     /// Scores one closed window of the device in `slot`; returns the score, the threshold it
@@ -247,7 +241,6 @@ impl Detector {
         let window = start_ns / self.window_ns;
         let first = *self.first_window.get_or_insert(window);
         let in_warmup = window < first + u64::from(self.cfg.learning_windows);
-        self.windows_seen += 1;
         let fresh = !matches!(&self.devices[slot], Some(d) if d.mac == device.mac);
         let slot_queued = matches!(&self.devices[slot], Some(d) if d.queued);
         if window != self.queued_window || slot_queued {
@@ -282,79 +275,56 @@ impl Detector {
                 queued: false,
             });
             if !in_warmup {
-                events.push(self.event(
-                    "new-device",
-                    None,
-                    None,
-                    device,
-                    start_ns,
-                    0.0,
-                    features,
-                    &[0.0; F],
-                ));
+                events.push(self.event("new-device", device, start_ns));
             }
         }
         let mut z = [0f32; F];
         self.model.meta.standardizer.apply(features, &mut z);
         let half = (self.cfg.learning_windows / 2).max(1);
         let population = &self.model.meta.residual_scale;
+        let population_threshold = self.threshold_for_new();
         let floors = &self.floors;
         let d = self.devices[slot].as_mut().expect("set above");
         let pred = d.pred;
-        let scale: &[f32] = match &d.scale {
-            Some(s) => s,
-            None => population,
+        // judged on the device's own scale once its threshold is known, on the population's
+        // before
+        let (scale, threshold, source) = match (d.threshold, &d.scale) {
+            (Some(t), Some(sc)) => (&sc[..], t, "device"),
+            _ => (&population[..], population_threshold, "population"),
         };
-        let (s, _) = crate::model::score(&z, &pred, scale, floors);
-        let mut errs = [0f32; F];
-        for j in 0..F {
-            errs[j] = (z[j] - pred[j]).abs() / scale[j].max(floors[j]);
-        }
-        let (threshold, source) = match d.threshold {
-            Some(t) => (t, "device"),
-            None => (
-                self.model.meta.population_threshold.max(self.cfg.floor),
-                "population",
-            ),
-        };
-        // judged on the device's own scale only once its threshold is known
-        let own = s;
-        let s = if d.threshold.is_some() {
-            own
-        } else {
-            crate::model::score(&z, &pred, population, floors).0
-        };
-        if d.threshold.is_none() {
-            for j in 0..F {
-                errs[j] = (z[j] - pred[j]).abs() / population[j].max(floors[j]);
-            }
-        }
+        let errs = crate::model::errors(&z, &pred, scale, floors);
+        let s = crate::model::score(&errs);
         // learn this device's typical errors, then its threshold; after the start, a device
         // still learning does not learn from windows that alert (a rogue device's attack must
-        // not become its normal)
-        // A device seen during the network's learning period finishes each half with the
-        // network's (having at least `MIN_PHASE` windows in it), so that one that appeared
-        // late is not left on the population threshold after it.
+        // not become its normal). A device seen during the network's learning period
+        // finishes each half with the network's (having at least `MIN_PHASE` windows in it),
+        // so that one that appeared late is not left on the population threshold after it.
         if d.threshold.is_none() && (in_warmup || s <= threshold) {
             let ends = |at: u64| in_warmup && window + 1 >= at;
-            if d.scale.is_none() {
-                d.scored += 1;
-                for j in 0..F {
-                    d.sq_err[j] += (z[j] - pred[j]).powi(2);
-                }
-                if d.scored >= half || (ends(first + u64::from(half)) && d.scored >= MIN_PHASE) {
-                    let mut sc = [0f32; F];
+            match &d.scale {
+                None => {
+                    d.scored += 1;
                     for j in 0..F {
-                        sc[j] = (d.sq_err[j] / d.scored as f32).sqrt().max(floors[j]);
+                        d.sq_err[j] += (z[j] - pred[j]).powi(2);
                     }
-                    d.scale = Some(sc);
+                    if d.scored >= half || (ends(first + u64::from(half)) && d.scored >= MIN_PHASE)
+                    {
+                        let mut sc = [0f32; F];
+                        for j in 0..F {
+                            sc[j] = (d.sq_err[j] / d.scored as f32).sqrt().max(floors[j]);
+                        }
+                        d.scale = Some(sc);
+                    }
                 }
-            } else {
-                d.threshold_scored += 1;
-                d.max_learning = d.max_learning.max(own);
-                let end = first + u64::from(self.cfg.learning_windows);
-                if d.threshold_scored >= half || (ends(end) && d.threshold_scored >= MIN_PHASE) {
-                    d.threshold = Some((d.max_learning * self.cfg.margin).max(self.cfg.floor));
+                Some(own) => {
+                    let own = crate::model::score(&crate::model::errors(&z, &pred, own, floors));
+                    d.threshold_scored += 1;
+                    d.max_learning = d.max_learning.max(own);
+                    let end = first + u64::from(self.cfg.learning_windows);
+                    if d.threshold_scored >= half || (ends(end) && d.threshold_scored >= MIN_PHASE)
+                    {
+                        d.threshold = Some((d.max_learning * self.cfg.margin).max(self.cfg.floor));
+                    }
                 }
             }
         }
@@ -401,38 +371,20 @@ impl Detector {
         d.queued = true;
         self.queue.push((slot, input));
         if let Some(p) = phase {
-            let mut e = self.event(
-                "anomaly",
-                Some(p),
+            events.push(Event {
+                phase: Some(p),
                 incident,
-                device,
-                start_ns,
-                s,
-                features,
-                &errs,
-            );
-            for c in e.explanation.iter_mut() {
-                let j = FEATURES
-                    .iter()
-                    .position(|f| f.name == c.feature)
-                    .expect("a feature");
-                c.expected = self.model.meta.standardizer.invert(j, pred[j]);
-                c.text = format!(
-                    "{}: {}, expected about {} ({})",
-                    FEATURES[j].doc,
-                    human(c.observed),
-                    human(c.expected),
-                    c.unit
-                );
-            }
-            e.threshold = threshold;
-            e.threshold_source = source;
-            e.severity = if p == "close" {
-                "low"
-            } else {
-                severity(s, threshold)
-            };
-            events.push(e);
+                score: s,
+                threshold,
+                threshold_source: source,
+                severity: if p == "close" {
+                    "low"
+                } else {
+                    severity(s, threshold)
+                },
+                explanation: self.explain(features, &errs, &pred),
+                ..self.event("anomaly", device, start_ns)
+            });
         }
         Outcome {
             score: s,
@@ -442,53 +394,53 @@ impl Detector {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn event(
-        &self,
-        kind: &'static str,
-        phase: Option<&'static str>,
-        incident: Option<u64>,
-        device: &Device,
-        start_ns: u64,
-        score: f32,
-        features: &Features,
-        errs: &[f32; F],
-    ) -> Event {
-        let mut parts: Vec<(usize, f32)> = (0..F).map(|j| (j, errs[j])).collect();
-        parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let explanation = if kind == "anomaly" {
-            parts
-                .iter()
-                .take(self.cfg.explain)
-                .map(|&(j, w)| {
-                    let spec = &FEATURES[j];
-                    Contribution {
-                        feature: spec.name,
-                        unit: spec.unit,
-                        observed: features.0[j],
-                        expected: 0.0,
-                        weight: w,
-                        text: String::new(),
-                    }
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+    /// An event about `device` in the window starting at `start_ns`, judged against the
+    /// population threshold, without an explanation: what a new device's event is, and what
+    /// an anomaly's starts from.
+    fn event(&self, kind: &'static str, device: &Device, start_ns: u64) -> Event {
         Event {
             kind,
-            phase,
-            incident,
+            phase: None,
+            incident: None,
             device: DeviceRef::of(device),
             window_start: Rfc3339(start_ns).to_string(),
             window_end: Rfc3339(start_ns + self.window_ns).to_string(),
             window_start_epoch: start_ns / 1_000_000_000,
-            score,
+            score: 0.0,
             threshold: self.threshold_for_new(),
             threshold_source: "population",
             severity: "low",
-            explanation,
+            explanation: Vec::new(),
         }
+    }
+
+    /// The features with the largest errors, observed against expected, in their own units.
+    fn explain(&self, features: &Features, errs: &[f32; F], pred: &[f32; F]) -> Vec<Contribution> {
+        let mut parts: Vec<(usize, f32)> = (0..F).map(|j| (j, errs[j])).collect();
+        parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        parts
+            .iter()
+            .take(self.cfg.explain)
+            .map(|&(j, weight)| {
+                let spec = &FEATURES[j];
+                let observed = features.0[j];
+                let expected = self.model.meta.standardizer.invert(j, pred[j]);
+                Contribution {
+                    feature: spec.name,
+                    unit: spec.unit,
+                    observed,
+                    expected,
+                    weight,
+                    text: format!(
+                        "{}: {}, expected about {} ({})",
+                        spec.doc,
+                        human(observed),
+                        human(expected),
+                        spec.unit
+                    ),
+                }
+            })
+            .collect()
     }
 
     /// Saves what every device has learned to `path`, atomically (see [`state`]).
@@ -569,10 +521,5 @@ impl Detector {
 
     fn threshold_for_new(&self) -> f32 {
         self.model.meta.population_threshold.max(self.cfg.floor)
-    }
-
-    /// Device-windows scored so far.
-    pub fn windows_seen(&self) -> u64 {
-        self.windows_seen
     }
 }

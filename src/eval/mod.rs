@@ -43,6 +43,13 @@ pub struct Attack {
     pub filter: Option<Filter>,
 }
 
+impl Attack {
+    /// Whether the station with this MAC and these addresses is this attack's attacker.
+    fn by(&self, mac: &Mac, ips: &[IpAddr]) -> bool {
+        self.attacker_mac == Some(*mac) || self.attacker_ips.iter().any(|ip| ips.contains(ip))
+    }
+}
+
 /// One capture of the manifest.
 #[derive(Clone, Debug)]
 pub struct Labelled {
@@ -144,7 +151,6 @@ pub struct Scores {
     pub attack_windows_above: f64,
     pub false_alerts: usize,
     pub false_alerts_per_device_hour: f64,
-    pub first_alert_feature: Option<String>,
     /// Every feature the first alert's explanation named, most to least.
     pub first_alert_explanation: Vec<String>,
 }
@@ -248,11 +254,6 @@ impl Tally {
             } else {
                 0.0
             },
-            first_alert_feature: self
-                .first_alert
-                .values()
-                .next()
-                .and_then(|(_, f)| f.first().cloned()),
             first_alert_explanation: self
                 .first_alert
                 .values()
@@ -272,7 +273,6 @@ pub fn evaluate(
 ) -> Result<CaptureReport, String> {
     let cfg = Config::default();
     let window_ns = cfg.window_ns();
-    // learning: the benign prefix before the first attack, at most the default hour
     let first_ts = first_timestamp(&c.file)?;
     // learning: a capture without attacks learns on its first day; others on the benign
     // prefix before the first attack, at most the detector's default
@@ -315,9 +315,7 @@ pub fn evaluate(
     let first_window = first_ts / window_ns;
     let truth = attack_packets(c, window_ns)?;
     let role = |mac: &Mac, ips: &[IpAddr]| -> (Option<usize>, bool) {
-        let attacker = c.attacks.iter().position(|a| {
-            a.attacker_mac == Some(*mac) || a.attacker_ips.iter().any(|ip| ips.contains(ip))
-        });
+        let attacker = c.attacks.iter().position(|a| a.by(mac, ips));
         let victim =
             c.attacks.iter().any(|a| {
                 a.victim_macs.contains(mac) || a.victim_ips.iter().any(|ip| ips.contains(ip))
@@ -365,8 +363,7 @@ pub fn evaluate(
                 Some(_) => {
                     for (i, a) in c.attacks.iter().enumerate() {
                         let in_attack = start + window_ns > a.start_ns && start <= a.end_ns;
-                        let is_attacker = a.attacker_mac == Some(dev.mac)
-                            || a.attacker_ips.iter().any(|ip| ips.contains(ip));
+                        let is_attacker = a.by(&dev.mac, &ips);
                         let holds_attack = match &positives[i] {
                             Some(set) => set.contains(&(start / window_ns)),
                             None => f[Feat::PktsOut] > 0.0,
@@ -470,8 +467,7 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
             let (Some(f), Some(set)) = (&a.filter, set.as_mut()) else {
                 continue;
             };
-            let sent = a.attacker_mac == Some(s.src_mac)
-                || src_ip.is_some_and(|ip| a.attacker_ips.contains(&ip));
+            let sent = a.by(&s.src_mac, src_ip.as_slice());
             if sent && (a.start_ns..=a.end_ns).contains(&s.ts_ns) && f.matches(&s) {
                 set.insert(s.ts_ns / window_ns);
                 if !s.dst_mac.is_multicast() && s.dst_mac != Mac::UNKNOWN {
@@ -525,9 +521,9 @@ pub fn table(reports: &[CaptureReport]) -> String {
             r.negative_windows,
             row(&r.model),
             r.model
-                .first_alert_feature
-                .clone()
-                .unwrap_or_else(|| "-".into()),
+                .first_alert_explanation
+                .first()
+                .map_or("-", String::as_str),
             row(&r.baseline)
         );
     }

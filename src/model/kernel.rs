@@ -102,15 +102,6 @@ impl Q8 {
             q,
         })
     }
-
-    /// The weights as f32.
-    pub fn dequantize(&self) -> Vec<f32> {
-        self.q
-            .chunks_exact(QK)
-            .zip(&self.scale)
-            .flat_map(|(q, &d)| q.iter().map(move |&v| f32::from(v) * d))
-            .collect()
-    }
 }
 
 /// Quantizes activations to Q8_0-like blocks (one f32 scale per 32 values, `i8` values in
@@ -171,6 +162,17 @@ pub fn matmul_q8(m: &Q8, xq: &[i8], xs: &[f32], out: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Q8 {
+        /// The weights as f32.
+        fn dequantize(&self) -> Vec<f32> {
+            self.q
+                .chunks_exact(QK)
+                .zip(&self.scale)
+                .flat_map(|(q, &d)| q.iter().map(move |&v| f32::from(v) * d))
+                .collect()
+        }
+    }
 
     #[test]
     fn q8_blocks_round_trip_and_multiply_close_to_f32() {

@@ -260,27 +260,34 @@ pub const SCALE_FLOOR: f32 = 0.3;
 /// Features whose errors make up a score.
 pub const SCORED: usize = 3;
 
-/// The score of an observed (standardized) window against its prediction, errors scaled per
-/// feature by `scale` (the device's own typical error, or the population's) but never by
-/// less than `floor` (see [`Standardizer::floors`]): the length of the vector of the
-/// [`SCORED`] largest scaled errors, and the feature of the largest. In "typical errors".
-/// Attacks move several features together (a scan: SYNs, ports, resets, unanswered
-/// attempts); a rare benign event mostly moves one.
-pub fn score(
+/// Each feature's error in an observed (standardized) window against its prediction, in
+/// "typical errors": divided by `scale` (the device's own typical error, or the
+/// population's) but never by less than `floor` (see [`Standardizer::floors`]).
+pub fn errors(
     observed: &[f32; F],
     predicted: &[f32; F],
     scale: &[f32],
     floor: &[f32; F],
-) -> (f32, usize) {
-    let mut top = [(0f32, 0usize); SCORED];
+) -> [f32; F] {
+    let mut e = [0f32; F];
     for j in 0..F {
-        let e = (observed[j] - predicted[j]).abs() / scale[j].max(floor[j]);
-        if e > top[SCORED - 1].0 {
-            top[SCORED - 1] = (e, j);
-            top.sort_by(|a, b| b.0.total_cmp(&a.0));
+        e[j] = (observed[j] - predicted[j]).abs() / scale[j].max(floor[j]);
+    }
+    e
+}
+
+/// The score of a window's [`errors`]: the length of the vector of the [`SCORED`] largest.
+/// Attacks move several features together (a scan: SYNs, ports, resets, unanswered
+/// attempts); a rare benign event mostly moves one.
+pub fn score(errors: &[f32; F]) -> f32 {
+    let mut top = [0f32; SCORED];
+    for &e in errors {
+        if e > top[SCORED - 1] {
+            top[SCORED - 1] = e;
+            top.sort_by(|a, b| b.total_cmp(a));
         }
     }
-    (top.iter().map(|(e, _)| e * e).sum::<f32>().sqrt(), top[0].1)
+    top.iter().map(|e| e * e).sum::<f32>().sqrt()
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use candle_nn::VarMap;
 
 use super::network::{self, Network};
-use super::{score, Kernel, Meta, Model, Sizes, Standardizer, TrainingSummary, FORMAT_VERSION};
+use super::{Kernel, Meta, Model, Sizes, Standardizer, TrainingSummary, FORMAT_VERSION};
 use crate::config::Config;
 use crate::window::features::{F, FEATURES};
 use crate::window::Features;
@@ -362,7 +362,7 @@ fn population(model: &Model, train: &[Vec<[f32; F]>], val: &[Vec<[f32; F]>]) -> 
         .collect();
     let mut scores: Vec<f32> = pairs
         .iter()
-        .map(|(x, p)| score(x, p, &scale, &floors).0)
+        .map(|(x, p)| super::score(&super::errors(x, p, &scale, &floors)))
         .collect();
     scores.sort_by(f32::total_cmp);
     let q = scores[((scores.len() - 1) as f64 * 0.999) as usize];
