@@ -228,6 +228,14 @@ impl Detector {
         }
     }
 
+    /// Starts as if the network's learning period had ended just before `start_ns`: every
+    /// device seen from then on is new, judged against the population threshold until it has
+    /// learned its own (what a capture that opens with an attack tests).
+    pub fn learned_before(&mut self, start_ns: u64) {
+        let window = start_ns / self.window_ns;
+        self.first_window = Some(window.saturating_sub(u64::from(self.cfg.learning_windows)));
+    }
+
     /// Scores one closed window of the device in `slot`; returns the score, the threshold it
     /// was judged against, and what to tell people.
     pub fn on_window(
@@ -328,6 +336,26 @@ impl Detector {
                 }
             }
         }
+        if log::log_enabled!(log::Level::Trace) {
+            let top = self.explain(features, &errs, &pred);
+            let d = self.devices[slot].as_ref().expect("set above");
+            log::trace!(
+                "{} window {} score {s:.2} threshold {threshold:.2} ({source}): {}",
+                d.mac,
+                Rfc3339(start_ns),
+                top.iter()
+                    .map(|c| format!(
+                        "{} {:.1} ({} vs {})",
+                        c.feature,
+                        c.weight,
+                        human(c.observed),
+                        human(c.expected)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let d = self.devices[slot].as_mut().expect("set above");
         let above = !in_warmup && s > threshold;
         let mut phase = None;
         if above {

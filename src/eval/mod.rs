@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::detect::{DetectConfig, Detector};
+use crate::detect::{DetectConfig, Detector, MIN_PHASE};
 use crate::model::Model;
 use crate::pipeline::run_capture;
 use crate::window::Feat;
@@ -276,26 +276,32 @@ pub fn evaluate(
     let first_ts = first_timestamp(&c.file)?;
     // learning: a capture without attacks learns on its first day; others on the benign
     // prefix before the first attack, at most the detector's default
+    // prefix before the first attack, at most the detector's default; a capture that opens
+    // with an attack (too short a prefix to learn anything from) is taken as arriving on a
+    // network that has learned: its devices are all new, judged on the population threshold
     let first_attack = c.attacks.iter().map(|a| a.start_ns).min();
     let day = (86_400_000_000_000 / window_ns) as u32;
-    let learning = match first_attack {
+    let defaults = DetectConfig::default();
+    let prefix = first_attack.map(|a| {
+        (a / window_ns)
+            .saturating_sub(first_ts / window_ns)
+            .min(u64::from(u32::MAX)) as u32
+    });
+    let arrives_learned = learning_windows.is_none() && prefix.is_some_and(|p| p < 2 * MIN_PHASE);
+    let learning = match prefix {
+        _ if arrives_learned => 0,
         None => learning_windows.unwrap_or(day),
-        Some(a) => {
-            let prefix = (a / window_ns)
-                .saturating_sub(first_ts / window_ns)
-                .min(u64::from(u32::MAX)) as u32;
-            learning_windows
-                .unwrap_or(
-                    DetectConfig::default()
-                        .learning_windows
-                        .max(prefix.min(day)),
-                )
-                .min(prefix)
-        }
+        Some(p) => learning_windows
+            .unwrap_or(defaults.learning_windows.max(p.min(day)))
+            .min(p),
     };
     let dcfg = DetectConfig {
-        learning_windows: learning,
-        ..DetectConfig::default()
+        learning_windows: if arrives_learned {
+            defaults.learning_windows
+        } else {
+            learning
+        },
+        ..defaults
     };
     let mut finetuned = None;
     let mut model = model;
@@ -309,6 +315,9 @@ pub fn evaluate(
         }
     }
     let mut det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
+    if arrives_learned {
+        det.learned_before(first_ts);
+    }
     let mut base = Baseline::new(learning, crate::device::MAX_DEVICES, window_ns);
     let (mut tm, mut tb) = (Tally::default(), Tally::default());
     let mut benign_windows = 0u64;

@@ -92,7 +92,7 @@ features! {
     BytesOut "bytes_out" "bytes" Count Normal "bytes sent, as on the wire";
     BytesIn "bytes_in" "bytes" Count Normal "bytes received, as on the wire";
     MeanSizeOut "mean_size_out" "bytes" Mean Housekeeping "mean size of packets sent";
-    SrcIpsOut "src_ips_out" "addresses" Count Normal "distinct source IP addresses of packets sent (dozens: spoofed floods)";
+    SrcIpsOut "src_ips_out" "addresses" Count Watch "distinct source IP addresses of packets sent (dozens: spoofed floods)";
     MaxSizeOut "max_size_out" "bytes" Mean Housekeeping "largest packet sent";
     SmallPktsOut "small_pkts_out" "packets" Count Normal "packets sent of at most 80 bytes (probes, floods)";
     RemoteIps "remote_ips" "addresses" Count Normal "distinct remote IP addresses, either direction";
