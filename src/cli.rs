@@ -203,8 +203,9 @@ pub struct EvalArgs {
     /// only captures whose file name contains this
     #[argh(option)]
     pub only: Option<String>,
-    /// learning windows per capture (default: the benign prefix before the first attack, at
-    /// most 360)
+    /// learning windows per capture (default: the benign prefix before the first attack, or
+    /// the first day of a benign capture; none when the attack starts at once: its devices
+    /// are then all new)
     #[argh(option)]
     pub learning_windows: Option<u32>,
     /// instead of detection figures, how closely this other model's scores and alerts follow

@@ -385,10 +385,9 @@ pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
                 .as_ref()
                 .is_none_or(|x| c.file.to_string_lossy().contains(x.as_str()))
         }) {
-            let learning = a
-                .learning_windows
-                .unwrap_or(crate::detect::DetectConfig::default().learning_windows);
-            let g = crate::eval::agreement(&m, &o, &c.file, learning)?;
+            let first_ts = crate::eval::first_timestamp(&c.file)?;
+            let dcfg = crate::eval::detect_config(c, first_ts, a.learning_windows);
+            let g = crate::eval::agreement(&m, &o, &c.file, dcfg)?;
             let name = c
                 .file
                 .file_name()
@@ -471,7 +470,11 @@ pub fn quantize(a: crate::cli::QuantizeArgs) -> CmdResult {
             .collect::<Result<Vec<_>, _>>()?,
     };
     scenario.write(&pcap, None)?;
-    let agreement = crate::eval::agreement(&f32_model, &q, &pcap, 180);
+    let dcfg = crate::detect::DetectConfig {
+        learning_windows: 180,
+        ..Default::default()
+    };
+    let agreement = crate::eval::agreement(&f32_model, &q, &pcap, dcfg);
     let _ = std::fs::remove_dir_all(&dir);
     let g = agreement?;
     println!(

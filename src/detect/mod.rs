@@ -46,6 +46,9 @@ pub struct DetectConfig {
     pub explain: usize,
     /// Windows of an incident after which the model accepts the device's new behaviour.
     pub adapt_after: u32,
+    /// The network learned before the first window (there is no warm-up): every device is
+    /// new, judged against the population threshold until it has learned its own.
+    pub network_learned: bool,
 }
 
 impl Default for DetectConfig {
@@ -57,6 +60,7 @@ impl Default for DetectConfig {
             close_after: 3,
             explain: 3,
             adapt_after: 60,
+            network_learned: false,
         }
     }
 }
@@ -228,14 +232,6 @@ impl Detector {
         }
     }
 
-    /// Starts as if the network's learning period had ended just before `start_ns`: every
-    /// device seen from then on is new, judged against the population threshold until it has
-    /// learned its own (what a capture that opens with an attack tests).
-    pub fn learned_before(&mut self, start_ns: u64) {
-        let window = start_ns / self.window_ns;
-        self.first_window = Some(window.saturating_sub(u64::from(self.cfg.learning_windows)));
-    }
-
     /// Scores one closed window of the device in `slot`; returns the score, the threshold it
     /// was judged against, and what to tell people.
     pub fn on_window(
@@ -247,7 +243,14 @@ impl Detector {
     ) -> Outcome {
         let mut events = Vec::new();
         let window = start_ns / self.window_ns;
-        let first = *self.first_window.get_or_insert(window);
+        let warmup = if self.cfg.network_learned {
+            u64::from(self.cfg.learning_windows)
+        } else {
+            0
+        };
+        let first = *self
+            .first_window
+            .get_or_insert(window.saturating_sub(warmup));
         let in_warmup = window < first + u64::from(self.cfg.learning_windows);
         let fresh = !matches!(&self.devices[slot], Some(d) if d.mac == device.mac);
         let slot_queued = matches!(&self.devices[slot], Some(d) if d.queued);

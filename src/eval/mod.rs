@@ -264,6 +264,36 @@ impl Tally {
     }
 }
 
+/// How the detector learns on `c`, whose first packet is at `first_ts` (ns): a capture
+/// without attacks learns on its first day, others on the benign prefix before the first
+/// attack (at most a day), or on `learning_windows` when given. A capture
+/// that opens with an attack, too soon to learn anything from, arrives on a network that has
+/// learned: its devices are all new, judged on the population threshold.
+pub fn detect_config(c: &Labelled, first_ts: u64, learning_windows: Option<u32>) -> DetectConfig {
+    let window_ns = Config::default().window_ns();
+    let defaults = DetectConfig::default();
+    let day = (86_400_000_000_000 / window_ns) as u32;
+    let prefix = c.attacks.iter().map(|a| a.start_ns).min().map(|a| {
+        (a / window_ns)
+            .saturating_sub(first_ts / window_ns)
+            .min(u64::from(u32::MAX)) as u32
+    });
+    match (prefix, learning_windows) {
+        (None, l) => DetectConfig {
+            learning_windows: l.unwrap_or(day),
+            ..defaults
+        },
+        (Some(p), None) if p < 2 * MIN_PHASE => DetectConfig {
+            network_learned: true,
+            ..defaults
+        },
+        (Some(p), l) => DetectConfig {
+            learning_windows: l.unwrap_or(day).min(p),
+            ..defaults
+        },
+    }
+}
+
 /// Evaluates `model` (and the baseline) on one labelled capture.
 pub fn evaluate(
     c: &Labelled,
@@ -274,34 +304,12 @@ pub fn evaluate(
     let cfg = Config::default();
     let window_ns = cfg.window_ns();
     let first_ts = first_timestamp(&c.file)?;
-    // learning: a capture without attacks learns on its first day; others on the benign
-    // prefix before the first attack, at most the detector's default
-    // prefix before the first attack, at most the detector's default; a capture that opens
-    // with an attack (too short a prefix to learn anything from) is taken as arriving on a
-    // network that has learned: its devices are all new, judged on the population threshold
-    let first_attack = c.attacks.iter().map(|a| a.start_ns).min();
-    let day = (86_400_000_000_000 / window_ns) as u32;
-    let defaults = DetectConfig::default();
-    let prefix = first_attack.map(|a| {
-        (a / window_ns)
-            .saturating_sub(first_ts / window_ns)
-            .min(u64::from(u32::MAX)) as u32
-    });
-    let arrives_learned = learning_windows.is_none() && prefix.is_some_and(|p| p < 2 * MIN_PHASE);
-    let learning = match prefix {
-        _ if arrives_learned => 0,
-        None => learning_windows.unwrap_or(day),
-        Some(p) => learning_windows
-            .unwrap_or(defaults.learning_windows.max(p.min(day)))
-            .min(p),
-    };
-    let dcfg = DetectConfig {
-        learning_windows: if arrives_learned {
-            defaults.learning_windows
-        } else {
-            learning
-        },
-        ..defaults
+    let dcfg = detect_config(c, first_ts, learning_windows);
+    // windows of the capture during which nothing alerts
+    let learning = if dcfg.network_learned {
+        0
+    } else {
+        dcfg.learning_windows
     };
     let mut finetuned = None;
     let mut model = model;
@@ -315,9 +323,6 @@ pub fn evaluate(
         }
     }
     let mut det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
-    if arrives_learned {
-        det.learned_before(first_ts);
-    }
     let mut base = Baseline::new(learning, crate::device::MAX_DEVICES, window_ns);
     let (mut tm, mut tb) = (Tally::default(), Tally::default());
     let mut benign_windows = 0u64;
@@ -491,7 +496,8 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
     })
 }
 
-fn first_timestamp(path: &Path) -> Result<u64, String> {
+/// The timestamp (ns) of the first packet of a capture.
+pub fn first_timestamp(path: &Path) -> Result<u64, String> {
     let mut s = crate::capture::Source::open_file(path, None).map_err(|e| e.to_string())?;
     Ok(s.next()
         .map_err(|e| e.to_string())?
@@ -560,13 +566,14 @@ pub struct Agreement {
     pub same_alerts: bool,
 }
 
-/// Runs `a` and `b` side by side over `capture` (learning on its first `learning` windows).
-pub fn agreement(a: &Model, b: &Model, capture: &Path, learning: u32) -> Result<Agreement, String> {
+/// Runs `a` and `b` side by side over `capture`, both detectors set up as `dcfg`.
+pub fn agreement(
+    a: &Model,
+    b: &Model,
+    capture: &Path,
+    dcfg: DetectConfig,
+) -> Result<Agreement, String> {
     let cfg = Config::default();
-    let dcfg = DetectConfig {
-        learning_windows: learning,
-        ..DetectConfig::default()
-    };
     let mut da = Detector::new(
         a.clone(),
         dcfg.clone(),
