@@ -44,17 +44,7 @@ fn write_frames(path: &Path, dlt: i32, frames: &[(u64, Vec<u8>)]) {
 /// A synthesized capture of `seconds`, and its frames.
 fn synth(dir: &Path, seconds: u64) -> (std::path::PathBuf, Vec<(u64, Vec<u8>)>) {
     let p = dir.join("eth.pcap");
-    ok(&[
-        "synth",
-        "--out",
-        s(&p),
-        "--seed",
-        "3",
-        "--duration",
-        &seconds.to_string(),
-        "--attack",
-        "portscan@30+10:02:10:00:00:00:00",
-    ]);
+    common::synth(&p, 3, seconds, 6, &["portscan@30+10:02:10:00:00:00:00"]);
     let frames = read_frames(&p);
     (p, frames)
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ok, run, s, scratch};
+use common::{ok, run, s, scratch, synth};
 
 /// Splits a capture at `secs` after its first packet, with libpcap.
 fn split(src: &std::path::Path, secs: i64, a: &std::path::Path, b: &std::path::Path) -> (u64, u64) {
@@ -41,19 +41,7 @@ fn a_restart_restores_what_was_learned() {
     let dir = scratch("detector-state");
     let whole = dir.join("whole.pcap");
     // two hours; the plug scans 10 minutes into the second hour
-    ok(&[
-        "synth",
-        "--out",
-        s(&whole),
-        "--seed",
-        "8",
-        "--duration",
-        "7200",
-        "--devices",
-        "5",
-        "--attack",
-        "portscan@4200:02:10:01:00:00:01",
-    ]);
+    synth(&whole, 8, 7200, 5, &["portscan@4200:02:10:01:00:00:01"]);
     let (a, b) = (dir.join("a.pcap"), dir.join("b.pcap"));
     let (na, nb) = split(&whole, 3600, &a, &b);
     assert!(na > 1000 && nb > 1000, "{na} {nb}");

@@ -4,26 +4,14 @@
 
 mod common;
 
-use common::{ok, s, scratch};
+use common::{ok, s, scratch, synth};
 
 #[test]
 fn a_capture_that_opens_with_an_attack_is_judged_on_the_population_threshold() {
     let dir = scratch("eval-manifest");
     let pcap = dir.join("opens-with-a-scan.pcap");
     // ten minutes of a small network; the plug scans from its first minute on
-    ok(&[
-        "synth",
-        "--out",
-        s(&pcap),
-        "--seed",
-        "41",
-        "--duration",
-        "600",
-        "--devices",
-        "4",
-        "--attack",
-        "portscan@60:02:10:01:00:00:01",
-    ]);
+    synth(&pcap, 41, 600, 4, &["portscan@60:02:10:01:00:00:01"]);
     let t0 = 1_704_067_200.0 + 60.0;
     let manifest = dir.join("MANIFEST.json");
     let text = serde_json::json!({

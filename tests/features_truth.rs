@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{ok, s, scratch};
+use common::{ok, s, scratch, synth};
 use iotad::synth::truth::Report;
 
 type Windows = BTreeMap<(String, u64), serde_json::Map<String, serde_json::Value>>;
@@ -178,17 +178,7 @@ fn replay_and_features_are_deterministic() {
     let a = dir.join("a.pcap");
     let b = dir.join("b.pcap");
     for p in [&a, &b] {
-        ok(&[
-            "synth",
-            "--out",
-            s(p),
-            "--seed",
-            "5",
-            "--duration",
-            "300",
-            "--attack",
-            "portscan@100:02:10:00:00:00:00",
-        ]);
+        synth(p, 5, 300, 6, &["portscan@100:02:10:00:00:00:00"]);
     }
     assert_eq!(
         std::fs::read(&a).unwrap(),
@@ -200,15 +190,7 @@ fn replay_and_features_are_deterministic() {
     assert_eq!(one, two);
     assert!(one.lines().count() > 6 * 29);
     let other = dir.join("c.pcap");
-    ok(&[
-        "synth",
-        "--out",
-        s(&other),
-        "--seed",
-        "6",
-        "--duration",
-        "300",
-    ]);
+    synth(&other, 6, 300, 6, &[]);
     assert_ne!(
         std::fs::read(&a).unwrap(),
         std::fs::read(&other).unwrap(),

@@ -4,23 +4,13 @@
 
 mod common;
 
-use common::{ok, run, s, scratch};
+use common::{ok, run, s, scratch, synth};
 use iotad::model::file;
 
 /// Trains a small model on two hours of a synthesized network (a few seconds).
 fn trained(dir: &std::path::Path) -> std::path::PathBuf {
     let pcap = dir.join("normal.pcap");
-    ok(&[
-        "synth",
-        "--out",
-        s(&pcap),
-        "--seed",
-        "31",
-        "--duration",
-        "7200",
-        "--devices",
-        "6",
-    ]);
+    synth(&pcap, 31, 7200, 6, &[]);
     let model = dir.join("m.safetensors");
     ok(&[
         "train",
@@ -49,19 +39,7 @@ fn learns_normal_traffic_and_flags_a_scan() {
 
     // another day of the same network, the plug scanning after an hour of learning
     let pcap = dir.join("attack.pcap");
-    ok(&[
-        "synth",
-        "--out",
-        s(&pcap),
-        "--seed",
-        "32",
-        "--duration",
-        "5400",
-        "--devices",
-        "6",
-        "--attack",
-        "portscan@4200:02:10:01:00:00:01",
-    ]);
+    synth(&pcap, 32, 5400, 6, &["portscan@4200:02:10:01:00:00:01"]);
     let out = ok(&["replay", s(&pcap), "--model", s(&model), "--json"]);
     let events: Vec<serde_json::Value> = out
         .lines()
@@ -172,17 +150,7 @@ fn model_files_round_trip_and_bad_ones_are_refused() {
 fn training_is_deterministic_and_single_threaded() {
     let dir = scratch("model-determinism");
     let pcap = dir.join("n.pcap");
-    ok(&[
-        "synth",
-        "--out",
-        s(&pcap),
-        "--seed",
-        "8",
-        "--duration",
-        "3600",
-        "--devices",
-        "4",
-    ]);
+    synth(&pcap, 8, 3600, 4, &[]);
     let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
     let out = run(&["train", s(&pcap), "--out", s(&a), "--epochs", "2"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("candle threads: 1"));
@@ -231,19 +199,7 @@ fn quantized_gguf_follows_the_f32_model() {
     );
     // replays with the GGUF file repeat exactly, and equal the built-in model's
     let pcap = dir.join("n.pcap");
-    ok(&[
-        "synth",
-        "--out",
-        s(&pcap),
-        "--seed",
-        "3",
-        "--duration",
-        "1200",
-        "--devices",
-        "4",
-        "--attack",
-        "portscan@700:02:10:00:00:00:00",
-    ]);
+    synth(&pcap, 3, 1200, 4, &["portscan@700:02:10:00:00:00:00"]);
     let a = ok(&[
         "replay",
         s(&pcap),

@@ -7,7 +7,7 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::{ok, s, scratch};
+use common::{scratch, synth};
 use iotad::capture::Source;
 use iotad::config::Config;
 use iotad::pipeline::Pipeline;
@@ -37,25 +37,18 @@ static GLOBAL: Counting = Counting;
 fn packets_allocate_nothing() {
     let dir = scratch("noalloc");
     let pcap = dir.join("net.pcap");
-    ok(&[
-        "synth",
-        "--out",
-        s(&pcap),
-        "--seed",
-        "9",
-        "--duration",
-        "240",
-        "--devices",
-        "40",
-        "--attack",
-        "portscan@20+10:02:10:00:00:00:00",
-        "--attack",
-        "dns-tunnel@40+10:02:10:03:00:00:03",
-        "--attack",
-        "arp-scan@60+10:02:10:00:00:00:04",
-        "--attack",
-        "synflood@80+5:02:10:01:00:00:01",
-    ]);
+    synth(
+        &pcap,
+        9,
+        240,
+        40,
+        &[
+            "portscan@20+10:02:10:00:00:00:00",
+            "dns-tunnel@40+10:02:10:03:00:00:03",
+            "arp-scan@60+10:02:10:00:00:00:04",
+            "synflood@80+5:02:10:01:00:00:01",
+        ],
+    );
     // a table smaller than the network, so that devices are evicted and slots reused
     let cfg = Config {
         max_devices: 16,

@@ -40,3 +40,24 @@ pub fn scratch(name: &str) -> PathBuf {
 pub fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
+
+/// Synthesizes a network with `iotad synth` into `out`: `devices` devices for `seconds`
+/// seconds from `seed`, with one `--attack` per spec in `attacks`.
+pub fn synth(out: &Path, seed: u64, seconds: u64, devices: u32, attacks: &[&str]) {
+    let (seed, seconds, devices) = (seed.to_string(), seconds.to_string(), devices.to_string());
+    let mut args = vec![
+        "synth",
+        "--out",
+        s(out),
+        "--seed",
+        &seed,
+        "--duration",
+        &seconds,
+        "--devices",
+        &devices,
+    ];
+    for a in attacks {
+        args.extend(["--attack", a]);
+    }
+    ok(&args);
+}
