@@ -119,46 +119,24 @@ fn features_match_the_synthesizers_ground_truth() {
     // the attacks show where they should
     let at = |mac: &str, epoch: u64, f: &str| got[&(mac.to_string(), epoch)][f].as_f64().unwrap();
     let t0 = 1_704_067_200;
-    assert!(
-        at("02:10:00:00:00:00", t0 + 130, "remote_ports") > 900.0,
-        "port scan: ~1000 ports in 10 s"
-    );
-    assert!(
-        at("02:10:00:00:00:00", t0 + 130, "unanswered") == 0.0,
-        "the victim answers every probe"
-    );
-    assert!(
-        at("02:10:01:00:00:01", t0 + 200, "syn_out") == 5000.0,
-        "SYN flood: 500/s"
-    );
-    assert!(
-        at("02:10:01:00:00:01", t0 + 200, "unanswered") > 3000.0,
-        "most flood SYNs go unanswered"
-    );
-    assert!(
-        at("02:10:02:00:00:02", t0 + 300, "max_attempts_one_service") >= 20.0,
-        "brute force: 20 logins to one service"
-    );
-    assert!(
-        at("02:10:03:00:00:03", t0 + 400, "dns_name_len_mean") > 50.0,
-        "tunnel names are long"
-    );
-    assert!(
-        at("02:10:03:00:00:03", t0 + 400, "dns_entropy_mean") > 4.0,
-        "and random"
-    );
-    assert!(
-        at("02:10:03:00:00:03", t0 + 400, "dns_unusual_queries") == 100.0,
-        "TXT queries"
-    );
-    assert!(
-        at("02:10:00:00:00:04", t0 + 500, "arp_req_targets") > 240.0,
-        "ARP sweep of the /24"
-    );
-    assert!(
-        at("02:10:01:00:00:05", t0 + 600, "udp_out") >= 5000.0,
-        "UDP flood"
-    );
+    type Check = fn(f64) -> bool;
+    #[rustfmt::skip]
+    let expected: [(&str, u64, &str, Check, &str); 10] = [
+        ("02:10:00:00:00:00", 130, "remote_ports", |v| v > 900.0, "port scan: ~1000 ports in 10 s"),
+        ("02:10:00:00:00:00", 130, "unanswered", |v| v == 0.0, "the victim answers every probe"),
+        ("02:10:01:00:00:01", 200, "syn_out", |v| v == 5000.0, "SYN flood: 500/s"),
+        ("02:10:01:00:00:01", 200, "unanswered", |v| v > 3000.0, "most flood SYNs go unanswered"),
+        ("02:10:02:00:00:02", 300, "max_attempts_one_service", |v| v >= 20.0, "brute force: 20 logins to one service"),
+        ("02:10:03:00:00:03", 400, "dns_name_len_mean", |v| v > 50.0, "tunnel names are long"),
+        ("02:10:03:00:00:03", 400, "dns_entropy_mean", |v| v > 4.0, "and random"),
+        ("02:10:03:00:00:03", 400, "dns_unusual_queries", |v| v == 100.0, "TXT queries"),
+        ("02:10:00:00:00:04", 500, "arp_req_targets", |v| v > 240.0, "ARP sweep of the /24"),
+        ("02:10:01:00:00:05", 600, "udp_out", |v| v >= 5000.0, "UDP flood"),
+    ];
+    for (mac, dt, feature, check, what) in expected {
+        let v = at(mac, t0 + dt, feature);
+        assert!(check(v), "{what}: {mac} {feature} = {v}");
+    }
     // identity learned on the way (replay's JSON summary)
     let summary = ok(&["replay", s(&pcap), "--json", "--no-model"]);
     let hub = summary

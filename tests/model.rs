@@ -200,41 +200,17 @@ fn quantized_gguf_follows_the_f32_model() {
     // replays with the GGUF file repeat exactly, and equal the built-in model's
     let pcap = dir.join("n.pcap");
     synth(&pcap, 3, 1200, 4, &["portscan@700:02:10:00:00:00:00"]);
-    let a = ok(&[
-        "replay",
-        s(&pcap),
-        "--model",
-        s(&gguf),
-        "--json",
-        "--learning-windows",
-        "30",
-    ]);
+    let replay = |extra: &[&str]| {
+        let mut args = vec!["replay", s(&pcap), "--json", "--learning-windows", "30"];
+        args.extend(extra);
+        ok(&args)
+    };
+    let a = replay(&["--model", s(&gguf)]);
     assert!(a.contains("\"kind\":\"anomaly\""));
-    assert_eq!(
-        a,
-        ok(&[
-            "replay",
-            s(&pcap),
-            "--model",
-            s(&gguf),
-            "--json",
-            "--learning-windows",
-            "30"
-        ])
-    );
-    assert_eq!(
-        a,
-        ok(&["replay", s(&pcap), "--json", "--learning-windows", "30"])
-    );
+    assert_eq!(a, replay(&["--model", s(&gguf)]));
+    assert_eq!(a, replay(&[]));
     // stepped in f32 on request: other scores, the same incidents
-    let f = ok(&[
-        "replay",
-        s(&pcap),
-        "--json",
-        "--learning-windows",
-        "30",
-        "--f32",
-    ]);
+    let f = replay(&["--f32"]);
     assert_ne!(f, a);
     let opens = |out: &str| -> Vec<(String, u64)> {
         out.lines()
