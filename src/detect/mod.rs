@@ -46,6 +46,9 @@ pub struct DetectConfig {
     pub explain: usize,
     /// Windows of an incident after which the model accepts the device's new behaviour.
     pub adapt_after: u32,
+    /// An open incident is not over while a feature that opened or worsened it is still off
+    /// by more than this many typical errors (a watched feature: by one event).
+    pub persist: f32,
     /// The network learned before the first window (there is no warm-up): every device is
     /// new, judged against the population threshold until it has learned its own.
     pub network_learned: bool,
@@ -60,6 +63,7 @@ impl Default for DetectConfig {
             close_after: 3,
             explain: 3,
             adapt_after: 60,
+            persist: 3.0,
             network_learned: false,
         }
     }
@@ -123,10 +127,12 @@ pub struct Event {
     pub explanation: Vec<Contribution>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct Incident {
     id: u64,
     max_score: f32,
+    /// The features that opened or worsened it (bit j: feature j).
+    features: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -360,6 +366,18 @@ impl Detector {
         }
         let d = self.devices[slot].as_mut().expect("set above");
         let above = !in_warmup && s > threshold;
+        // a window is normal again when it scores no more than the device's learning period
+        // did (its threshold without the margin), or the population's 99.9th percentile, and
+        // what the incident is about has stopped
+        let margin = match source {
+            "device" => self.cfg.margin,
+            _ => crate::model::train::POPULATION_MARGIN,
+        };
+        let worst = 1u64 << (0..F).fold(0, |m, j| if errs[j] > errs[m] { j } else { m });
+        let normal = s <= threshold / margin
+            && d.incident.as_ref().is_none_or(|i| {
+                (0..F).all(|j| i.features & (1 << j) == 0 || errs[j] <= self.cfg.persist)
+            });
         let mut phase = None;
         if above {
             d.quiet = 0;
@@ -369,15 +387,19 @@ impl Detector {
                     d.incident = Some(Incident {
                         id: self.incidents,
                         max_score: s,
+                        features: worst,
                     });
                     phase = Some("open");
                 }
                 Some(i) if s > i.max_score * 1.5 => {
                     i.max_score = s;
+                    i.features |= worst;
                     phase = Some("update");
                 }
                 Some(_) => {}
             }
+        } else if d.incident.is_some() && !normal {
+            d.quiet = 0;
         } else if d.incident.is_some() {
             d.quiet += 1;
             if d.quiet >= self.cfg.close_after {
@@ -552,5 +574,57 @@ impl Detector {
 
     fn threshold_for_new(&self) -> f32 {
         self.model.meta.population_threshold.max(self.cfg.floor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::Feat;
+
+    const W: u64 = 10_000_000_000;
+
+    /// A device that appears on a network that has learned and sends `arp` unsolicited ARP
+    /// replies in each window (nothing else): whether it is alerting after each window.
+    fn alerting(arp: &[f32]) -> Vec<bool> {
+        let model = crate::model::file::built_in().unwrap();
+        let cfg = DetectConfig {
+            network_learned: true,
+            ..DetectConfig::default()
+        };
+        let mut det = Detector::new(model, cfg, 4, W);
+        let device = Device {
+            mac: Mac([0x02, 0, 0, 0, 0, 1]),
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+            packets_out: 0,
+            packets_in: 0,
+            identity: Default::default(),
+        };
+        let t0 = 1_700_000_000 * 1_000_000_000;
+        arp.iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let mut f = Features::ZERO;
+                for feat in [Feat::ArpRepliesUnasked, Feat::ArpOut, Feat::PktsOut] {
+                    f.0[feat as usize] = n;
+                }
+                f.0[Feat::BytesOut as usize] = 42.0 * n;
+                det.on_window(0, &device, t0 + i as u64 * W, &f).alerting
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_incident_lasts_while_windows_stay_abnormal_and_closes_after_normal_ones() {
+        // a burst opens it; two replies a window are under the threshold but more than any
+        // normal window: the incident stays open until three windows are normal again
+        let got = alerting(&[10.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            got,
+            [true, true, true, true, true, true, true, true, false, false]
+        );
+        // two replies alone never open one
+        assert!(!alerting(&[2.0, 2.0, 2.0]).contains(&true));
     }
 }

@@ -12,7 +12,7 @@ use crate::window::features::F;
 use crate::wire::Mac;
 
 /// Version of the state file format.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 pub(super) struct SavedDetector {
@@ -38,7 +38,7 @@ pub(super) struct SavedDevice {
     scale: Option<Vec<f32>>,
     max_learning: f32,
     threshold: Option<f32>,
-    incident: Option<(u64, f32)>,
+    incident: Option<Incident>,
     quiet: u32,
     held: u32,
 }
@@ -94,7 +94,7 @@ impl SavedDevice {
             scale: d.scale.map(|s| s.to_vec()),
             max_learning: d.max_learning,
             threshold: d.threshold,
-            incident: d.incident.as_ref().map(|i| (i.id, i.max_score)),
+            incident: d.incident.clone(),
             quiet: d.quiet,
             held: d.held,
         }
@@ -132,9 +132,7 @@ impl SavedDevice {
             scale: self.scale.map(|s| array(&s, "a scale")).transpose()?,
             max_learning: self.max_learning,
             threshold: self.threshold,
-            incident: self
-                .incident
-                .map(|(id, max_score)| Incident { id, max_score }),
+            incident: self.incident,
             quiet: self.quiet,
             held: self.held,
             queued: false,

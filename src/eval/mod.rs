@@ -148,6 +148,8 @@ pub struct Scores {
     /// Seconds from an attack's start to the first alert on its attacker (the mean over
     /// alerted attacks).
     pub delay_s: Option<f64>,
+    /// Share of attack windows alerted on: above the threshold, or in an incident that one
+    /// above it opened and that has not ended.
     pub attack_windows_above: f64,
     pub false_alerts: usize,
     pub false_alerts_per_device_hour: f64,
@@ -543,7 +545,7 @@ pub fn table(reports: &[CaptureReport]) -> String {
         );
     }
     s += "columns: model (LSTM+RNN) | baseline (per-device z-score); pos/neg = attack / benign windows;\n";
-    s += "alert = attacks alerted; above = attack windows above threshold; FA/dev-h = false alerts per benign device-hour\n";
+    s += "alert = attacks alerted; above = attack windows alerted on (in an open incident); FA/dev-h = false alerts per benign device-hour\n";
     for r in reports.iter().filter(|r| r.finetuned.is_some()) {
         let t = r.finetuned.as_ref().expect("filtered");
         s += &format!(

@@ -324,8 +324,8 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
 
 /// The population's residual scale per feature and threshold, from the validation windows,
 /// each device's state warmed on its training windows: the scale is the root mean square
-/// error per feature; the threshold a high quantile (99.9 %) of the scaled scores, times 1.5,
-/// at least [`MIN_THRESHOLD`].
+/// error per feature; the threshold a high quantile (99.9 %) of the scaled scores, times
+/// [`POPULATION_MARGIN`], at least [`MIN_THRESHOLD`].
 fn population(model: &Model, train: &[Vec<[f32; F]>], val: &[Vec<[f32; F]>]) -> (Vec<f32>, f32) {
     let mut errors: Vec<[f32; F]> = Vec::new();
     let mut scratch = model.scratch();
@@ -366,8 +366,12 @@ fn population(model: &Model, train: &[Vec<[f32; F]>], val: &[Vec<[f32; F]>]) -> 
         .collect();
     scores.sort_by(f32::total_cmp);
     let q = scores[((scores.len() - 1) as f64 * 0.999) as usize];
-    (scale, (q * 1.5).max(MIN_THRESHOLD))
+    (scale, (q * POPULATION_MARGIN).max(MIN_THRESHOLD))
 }
 
 /// No threshold is below this many typical errors.
 pub const MIN_THRESHOLD: f32 = 4.0;
+
+/// The population threshold is the score of the 99.9th percentile of validation windows times
+/// this.
+pub const POPULATION_MARGIN: f32 = 1.5;
