@@ -162,6 +162,11 @@ struct DeviceState {
 /// The fewest windows in each half of a device's learning (five minutes of 10-s windows).
 pub const MIN_PHASE: u32 = 30;
 
+/// A device's typical error per feature is at most this many times the population's: a
+/// camera whose learning held a few clip uploads must not stop seeing a thousand UDP
+/// datagrams to a hundred ports (1.5 made the week-long cameras false-alert 5 times as often).
+pub const SCALE_CAP: f32 = 2.0;
+
 /// What one window came to.
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -328,7 +333,10 @@ impl Detector {
                     {
                         let mut sc = [0f32; F];
                         for j in 0..F {
-                            sc[j] = (d.sq_err[j] / d.scored as f32).sqrt().max(floors[j]);
+                            sc[j] = (d.sq_err[j] / d.scored as f32)
+                                .sqrt()
+                                .min(SCALE_CAP * population[j].max(floors[j]))
+                                .max(floors[j]);
                         }
                         d.scale = Some(sc);
                     }
