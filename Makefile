@@ -2,6 +2,7 @@
 #   make demo   synthesize a home network with attacks, replay it, show what was found
 #   make test   the whole suite: format, lints, unit and integration tests
 #   make bench  speed and memory on this machine
+#   make variants  detection on variants of ../shared/data's scenarios (other starts, other attackers)
 #   make aarch64       the fully static Raspberry Pi binary (aarch64-unknown-linux-musl)
 #   make test-aarch64  its unit tests and an end-to-end replay under qemu-user
 
@@ -33,7 +34,7 @@ MODEL := models/iotad.gguf
 MODEL_SEEDS := 11 12 13 14 15 16
 MODEL_DIR := target/model
 
-.PHONY: all build deps rust demo test lint bench clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64
+.PHONY: all build deps rust demo test lint bench variants clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64
 
 all: build
 
@@ -95,6 +96,17 @@ test: lint
 
 bench: build
 	$(BIN) bench
+
+# `make variants`: the shared scenarios' attacks replayed from new devices at two start times,
+# and from a compromised camera and lock hub, each set evaluated (see tests/variants.py).
+SHARED_DATA ?= ../shared/data
+VARIANTS_DIR := target/variants
+variants: build
+	@command -v editcap >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq wireshark-common python3; }
+	python3 tests/variants.py $(SHARED_DATA) $(VARIANTS_DIR)
+	$(BIN) eval $(VARIANTS_DIR)/new/MANIFEST.json
+	$(BIN) eval $(VARIANTS_DIR)/known/MANIFEST.json
 
 clean:
 	$(CARGO) clean
