@@ -159,6 +159,128 @@ struct DeviceState {
     queued: bool,
 }
 
+impl DeviceState {
+    /// A device seen for the first time, in the state and with the prediction the model
+    /// has for a device that was silent until now.
+    fn new(mac: Mac, (state, pred): (State, [f32; F])) -> DeviceState {
+        DeviceState {
+            mac,
+            state,
+            pred,
+            scored: 0,
+            threshold_scored: 0,
+            sq_err: [0.0; F],
+            scale: None,
+            max_learning: 0.0,
+            threshold: None,
+            incident: None,
+            quiet: 0,
+            held: 0,
+            queued: false,
+        }
+    }
+
+    /// Learns from one window (standardized: `z`) while the device has no threshold: its
+    /// typical errors over the first `half` windows, then the scores those give over the
+    /// next `half`, whose maximum with a margin and a floor becomes its threshold. `ends`
+    /// says whether the network's first half, and its whole learning period, end with this
+    /// window: a device that appeared during it finishes each half with the network's (given
+    /// at least [`MIN_PHASE`] windows in it), so that one that appeared late is not left on
+    /// the population threshold after it.
+    fn learn(
+        &mut self,
+        z: &[f32; F],
+        half: u32,
+        ends: [bool; 2],
+        cfg: &DetectConfig,
+        population: &[f32],
+        floors: &[f32; F],
+    ) {
+        match &self.scale {
+            None => {
+                self.scored += 1;
+                for j in 0..F {
+                    self.sq_err[j] += (z[j] - self.pred[j]).powi(2);
+                }
+                if self.scored >= half || (ends[0] && self.scored >= MIN_PHASE) {
+                    let mut sc = [0f32; F];
+                    for j in 0..F {
+                        sc[j] = (self.sq_err[j] / self.scored as f32)
+                            .sqrt()
+                            .min(SCALE_CAP * population[j].max(floors[j]))
+                            .max(floors[j]);
+                    }
+                    self.scale = Some(sc);
+                }
+            }
+            Some(own) => {
+                let own = crate::model::score(&crate::model::errors(z, &self.pred, own, floors));
+                self.threshold_scored += 1;
+                self.max_learning = self.max_learning.max(own);
+                if self.threshold_scored >= half || (ends[1] && self.threshold_scored >= MIN_PHASE)
+                {
+                    self.threshold = Some((self.max_learning * cfg.margin).max(cfg.floor));
+                }
+            }
+        }
+    }
+
+    /// Follows the device's incident through one window of score `s` and errors `errs`:
+    /// `above` the threshold opens one (numbered from `incidents`) or worsens it; a window is
+    /// normal when it scores as normal (`low`) and no feature that opened or worsened the
+    /// incident is still off by more than `cfg.persist`; `cfg.close_after` normal windows in
+    /// a row close it. Returns the event's phase, if any, and the incident's number.
+    fn track(
+        &mut self,
+        s: f32,
+        errs: &[f32; F],
+        above: bool,
+        low: bool,
+        cfg: &DetectConfig,
+        incidents: &mut u64,
+    ) -> (Option<&'static str>, Option<u64>) {
+        let worst = 1u64 << (0..F).fold(0, |m, j| if errs[j] > errs[m] { j } else { m });
+        let normal = low
+            && self.incident.as_ref().is_none_or(|i| {
+                (0..F).all(|j| i.features & (1 << j) == 0 || errs[j] <= cfg.persist)
+            });
+        let mut phase = None;
+        if above {
+            self.quiet = 0;
+            match &mut self.incident {
+                None => {
+                    *incidents += 1;
+                    self.incident = Some(Incident {
+                        id: *incidents,
+                        max_score: s,
+                        features: worst,
+                    });
+                    phase = Some("open");
+                }
+                Some(i) if s > i.max_score * 1.5 => {
+                    i.max_score = s;
+                    i.features |= worst;
+                    phase = Some("update");
+                }
+                Some(_) => {}
+            }
+        } else if self.incident.is_some() && !normal {
+            self.quiet = 0;
+        } else if self.incident.is_some() {
+            self.quiet += 1;
+            if self.quiet >= cfg.close_after {
+                phase = Some("close");
+            }
+        }
+        let id = self.incident.as_ref().map(|i| i.id);
+        if phase == Some("close") {
+            self.incident = None;
+            self.quiet = 0;
+        }
+        (phase, id)
+    }
+}
+
 /// The fewest windows in each half of a device's learning (five minutes of 10-s windows).
 pub const MIN_PHASE: u32 = 30;
 
@@ -198,6 +320,22 @@ pub struct Detector {
     first_window: Option<u64>,
     window_ns: u64,
     incidents: u64,
+}
+
+/// Logs one window's score and largest errors (`RUST_LOG=iotad::detect=trace`).
+fn trace(mac: Mac, start_ns: u64, s: f32, threshold: f32, source: &str, why: &[Contribution]) {
+    let errors: Vec<String> = why
+        .iter()
+        .map(|c| {
+            let (o, e) = (human(c.observed), human(c.expected));
+            format!("{} {:.1} ({o} vs {e})", c.feature, c.weight)
+        })
+        .collect();
+    log::trace!(
+        "{mac} window {} score {s:.2} threshold {threshold:.2} ({source}): {}",
+        Rfc3339(start_ns),
+        errors.join(", ")
+    );
 }
 
 fn severity(score: f32, threshold: f32) -> &'static str {
@@ -280,22 +418,7 @@ impl Detector {
             self.devices[slot] = Some(d);
         } else if fresh {
             // a new device is predicted from silence: what it was before it appeared
-            let (state, pred) = self.newcomer.clone();
-            self.devices[slot] = Some(DeviceState {
-                mac: device.mac,
-                state,
-                pred,
-                scored: 0,
-                threshold_scored: 0,
-                sq_err: [0.0; F],
-                scale: None,
-                max_learning: 0.0,
-                threshold: None,
-                incident: None,
-                quiet: 0,
-                held: 0,
-                queued: false,
-            });
+            self.devices[slot] = Some(DeviceState::new(device.mac, self.newcomer.clone()));
             if !in_warmup {
                 events.push(self.event("new-device", device, start_ns));
             }
@@ -316,109 +439,36 @@ impl Detector {
         };
         let errs = crate::model::errors(&z, &pred, scale, floors);
         let s = crate::model::score(&errs);
-        // learn this device's typical errors, then its threshold; after the start, a device
-        // still learning does not learn from windows that alert (a rogue device's attack must
-        // not become its normal). A device seen during the network's learning period
-        // finishes each half with the network's (having at least `MIN_PHASE` windows in it),
-        // so that one that appeared late is not left on the population threshold after it.
+        // after the start, a device still learning does not learn from windows that alert (a
+        // rogue device's attack must not become its normal)
         if d.threshold.is_none() && (in_warmup || s <= threshold) {
-            let ends = |at: u64| in_warmup && window + 1 >= at;
-            match &d.scale {
-                None => {
-                    d.scored += 1;
-                    for j in 0..F {
-                        d.sq_err[j] += (z[j] - pred[j]).powi(2);
-                    }
-                    if d.scored >= half || (ends(first + u64::from(half)) && d.scored >= MIN_PHASE)
-                    {
-                        let mut sc = [0f32; F];
-                        for j in 0..F {
-                            sc[j] = (d.sq_err[j] / d.scored as f32)
-                                .sqrt()
-                                .min(SCALE_CAP * population[j].max(floors[j]))
-                                .max(floors[j]);
-                        }
-                        d.scale = Some(sc);
-                    }
-                }
-                Some(own) => {
-                    let own = crate::model::score(&crate::model::errors(&z, &pred, own, floors));
-                    d.threshold_scored += 1;
-                    d.max_learning = d.max_learning.max(own);
-                    let end = first + u64::from(self.cfg.learning_windows);
-                    if d.threshold_scored >= half || (ends(end) && d.threshold_scored >= MIN_PHASE)
-                    {
-                        d.threshold = Some((d.max_learning * self.cfg.margin).max(self.cfg.floor));
-                    }
-                }
-            }
+            let at = |w: u64| in_warmup && window + 1 >= w;
+            let ends = [
+                at(first + u64::from(half)),
+                at(first + u64::from(self.cfg.learning_windows)),
+            ];
+            d.learn(&z, half, ends, &self.cfg, population, floors);
         }
         if log::log_enabled!(log::Level::Trace) {
-            let top = self.explain(features, &errs, &pred);
-            let d = self.devices[slot].as_ref().expect("set above");
-            log::trace!(
-                "{} window {} score {s:.2} threshold {threshold:.2} ({source}): {}",
-                d.mac,
-                Rfc3339(start_ns),
-                top.iter()
-                    .map(|c| format!(
-                        "{} {:.1} ({} vs {})",
-                        c.feature,
-                        c.weight,
-                        human(c.observed),
-                        human(c.expected)
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            let why = self.explain(features, &errs, &pred);
+            trace(device.mac, start_ns, s, threshold, source, &why);
         }
         let d = self.devices[slot].as_mut().expect("set above");
         let above = !in_warmup && s > threshold;
-        // a window is normal again when it scores no more than the device's learning period
-        // did (its threshold without the margin), or the population's 99.9th percentile, and
-        // what the incident is about has stopped
+        // a window scores as normal when no more than the device's learning period did (its
+        // threshold without the margin), or the population's 99.9th percentile
         let margin = match source {
             "device" => self.cfg.margin,
             _ => crate::model::train::POPULATION_MARGIN,
         };
-        let worst = 1u64 << (0..F).fold(0, |m, j| if errs[j] > errs[m] { j } else { m });
-        let normal = s <= threshold / margin
-            && d.incident.as_ref().is_none_or(|i| {
-                (0..F).all(|j| i.features & (1 << j) == 0 || errs[j] <= self.cfg.persist)
-            });
-        let mut phase = None;
-        if above {
-            d.quiet = 0;
-            match &mut d.incident {
-                None => {
-                    self.incidents += 1;
-                    d.incident = Some(Incident {
-                        id: self.incidents,
-                        max_score: s,
-                        features: worst,
-                    });
-                    phase = Some("open");
-                }
-                Some(i) if s > i.max_score * 1.5 => {
-                    i.max_score = s;
-                    i.features |= worst;
-                    phase = Some("update");
-                }
-                Some(_) => {}
-            }
-        } else if d.incident.is_some() && !normal {
-            d.quiet = 0;
-        } else if d.incident.is_some() {
-            d.quiet += 1;
-            if d.quiet >= self.cfg.close_after {
-                phase = Some("close");
-            }
-        }
-        let incident = d.incident.as_ref().map(|i| i.id);
-        if phase == Some("close") {
-            d.incident = None;
-            d.quiet = 0;
-        }
+        let (phase, incident) = d.track(
+            s,
+            &errs,
+            above,
+            s <= threshold / margin,
+            &self.cfg,
+            &mut self.incidents,
+        );
         let alerting = d.incident.is_some();
         // advance the device's state by exactly one step; during an incident the model is fed
         // what it expected, so that an attack does not become the new normal (for at most
