@@ -8,8 +8,10 @@
 //! victim; victims (the stations the ground truth names and those the attack packets were
 //! addressed to) are left out of the AUC.
 //! Reported per capture: window ROC AUC, whether the attack was alerted and how soon, the
-//! share of attack windows above threshold, false alerts per benign device-hour, and the
-//! feature the first alert named.
+//! share of attack windows alerted on, false alerts per benign device-hour, and the
+//! feature the first alert named. The detector learns on the benign prefix before the attack
+//! ([`detect_config`]); a capture that opens with an attack arrives on a network that has
+//! learned, so its devices are judged on the population threshold.
 
 pub mod baseline;
 pub mod filter;
