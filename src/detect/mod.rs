@@ -127,6 +127,9 @@ pub struct Event {
     pub explanation: Vec<Contribution>,
 }
 
+// an incident's features are the bits of a u64
+const _: () = assert!(F <= 64);
+
 #[derive(Clone, Debug, Serialize, serde::Deserialize)]
 struct Incident {
     id: u64,
