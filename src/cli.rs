@@ -149,7 +149,8 @@ pub struct TrainArgs {
     /// the model file to write (safetensors)
     #[argh(option, short = 'o')]
     pub out: PathBuf,
-    /// fine-tune this model instead of starting from scratch
+    /// fine-tune this model instead of starting from scratch (its standardization, and what
+    /// a new device is held to, are kept)
     #[argh(option)]
     pub base: Option<PathBuf>,
     /// random seed: the same data and seed give the same model (default 1)

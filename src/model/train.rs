@@ -316,7 +316,12 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
         kernel: Kernel::f32(&weights, sizes),
         weights,
     };
-    let (scale, threshold) = population(&model, &train_z, &val_z);
+    // what a device nobody has seen yet is held to: a fine-tuning on one network's few
+    // devices cannot say it better than the base model's many
+    let (scale, threshold) = match base {
+        Some(b) => (b.meta.residual_scale.clone(), b.meta.population_threshold),
+        None => population(&model, &train_z, &val_z),
+    };
     model.meta.residual_scale = scale;
     model.meta.population_threshold = threshold;
     Ok(model)
