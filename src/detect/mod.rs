@@ -54,6 +54,17 @@ pub struct DetectConfig {
     pub network_learned: bool,
 }
 
+impl DetectConfig {
+    /// Windows after the first during which nothing alerts.
+    pub fn warmup(&self) -> u32 {
+        if self.network_learned {
+            0
+        } else {
+            self.learning_windows
+        }
+    }
+}
+
 impl Default for DetectConfig {
     fn default() -> DetectConfig {
         DetectConfig {
@@ -242,7 +253,8 @@ impl DeviceState {
         cfg: &DetectConfig,
         incidents: &mut u64,
     ) -> (Option<&'static str>, Option<u64>) {
-        let worst = 1u64 << (0..F).fold(0, |m, j| if errs[j] > errs[m] { j } else { m });
+        // the feature with the largest error, as a bit
+        let worst = || 1u64 << (0..F).fold(0, |m, j| if errs[j] > errs[m] { j } else { m });
         let normal = low
             && self.incident.as_ref().is_none_or(|i| {
                 (0..F).all(|j| i.features & (1 << j) == 0 || errs[j] <= cfg.persist)
@@ -256,13 +268,13 @@ impl DeviceState {
                     self.incident = Some(Incident {
                         id: *incidents,
                         max_score: s,
-                        features: worst,
+                        features: worst(),
                     });
                     phase = Some("open");
                 }
                 Some(i) if s > i.max_score * 1.5 => {
                     i.max_score = s;
-                    i.features |= worst;
+                    i.features |= worst();
                     phase = Some("update");
                 }
                 Some(_) => {}
@@ -289,7 +301,8 @@ pub const MIN_PHASE: u32 = 30;
 
 /// A device's typical error per feature is at most this many times the population's: a
 /// camera whose learning held a few clip uploads must not stop seeing a thousand UDP
-/// datagrams to a hundred ports (1.5 made the week-long cameras false-alert 5 times as often).
+/// datagrams to a hundred ports (1.5 made the week-long cameras false-alert 5 to 9 times as
+/// often: `iotad eval ../shared/data/MANIFEST.json`).
 pub const SCALE_CAP: f32 = 2.0;
 
 /// What one window came to.
@@ -395,14 +408,11 @@ impl Detector {
     ) -> Outcome {
         let mut events = Vec::new();
         let window = start_ns / self.window_ns;
-        let warmup = if self.cfg.network_learned {
-            u64::from(self.cfg.learning_windows)
-        } else {
-            0
-        };
+        // the network's learning started this many windows before the first one
+        let learned = u64::from(self.cfg.learning_windows - self.cfg.warmup());
         let first = *self
             .first_window
-            .get_or_insert(window.saturating_sub(warmup));
+            .get_or_insert(window.saturating_sub(learned));
         let in_warmup = window < first + u64::from(self.cfg.learning_windows);
         let fresh = !matches!(&self.devices[slot], Some(d) if d.mac == device.mac);
         let slot_queued = matches!(&self.devices[slot], Some(d) if d.queued);
@@ -435,10 +445,16 @@ impl Detector {
         let d = self.devices[slot].as_mut().expect("set above");
         let pred = d.pred;
         // judged on the device's own scale once its threshold is known, on the population's
-        // before
-        let (scale, threshold, source) = match (d.threshold, &d.scale) {
-            (Some(t), Some(sc)) => (&sc[..], t, "device"),
-            _ => (&population[..], population_threshold, "population"),
+        // before; a window scores as normal when no more than the device's learning period did
+        // (its threshold without the margin), or the population's 99.9th percentile
+        let (scale, threshold, normal_level, source) = match (d.threshold, &d.scale) {
+            (Some(t), Some(sc)) => (&sc[..], t, t / self.cfg.margin, "device"),
+            _ => (
+                &population[..],
+                population_threshold,
+                population_threshold / crate::model::train::POPULATION_MARGIN,
+                "population",
+            ),
         };
         let errs = crate::model::errors(&z, &pred, scale, floors);
         let s = crate::model::score(&errs);
@@ -458,17 +474,11 @@ impl Detector {
         }
         let d = self.devices[slot].as_mut().expect("set above");
         let above = !in_warmup && s > threshold;
-        // a window scores as normal when no more than the device's learning period did (its
-        // threshold without the margin), or the population's 99.9th percentile
-        let margin = match source {
-            "device" => self.cfg.margin,
-            _ => crate::model::train::POPULATION_MARGIN,
-        };
         let (phase, incident) = d.track(
             s,
             &errs,
             above,
-            s <= threshold / margin,
+            s <= normal_level,
             &self.cfg,
             &mut self.incidents,
         );

@@ -309,12 +309,7 @@ pub fn evaluate(
     let window_ns = cfg.window_ns();
     let first_ts = first_timestamp(&c.file)?;
     let dcfg = detect_config(c, first_ts, learning_windows);
-    // windows of the capture during which nothing alerts
-    let learning = if dcfg.network_learned {
-        0
-    } else {
-        dcfg.learning_windows
-    };
+    let learning = dcfg.warmup();
     let mut finetuned = None;
     let mut model = model;
     let tuned;
