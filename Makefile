@@ -12,6 +12,9 @@ BIN := target/release/iotad
 DEMO_DIR := target/demo
 # Debian packages the build and the tests need; checked with dpkg, installed with apt-get.
 DEB_PACKAGES := libpcap-dev pkg-config gcc ieee-data
+# What the tests add: veth pairs and packet injection for the live daemon (iproute2,
+# tcpreplay), editcap/mergecap and python3 for the variants of the shared scenarios.
+TEST_DEB_PACKAGES := iproute2 tcpreplay wireshark-common python3
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The Pi build: static musl binary, static libpcap from Debian's source package.
@@ -34,7 +37,7 @@ MODEL := models/iotad.gguf
 MODEL_SEEDS := 11 12 13 14 15 16
 MODEL_DIR := target/model
 
-.PHONY: all build deps rust demo test lint bench variants clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64
+.PHONY: all build deps test-deps rust demo test lint bench variants clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64
 
 all: build
 
@@ -46,6 +49,14 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
 	@$(MAKE) --no-print-directory rust
+
+test-deps: deps
+	@missing=""; for p in $(TEST_DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 rust:
 	@command -v $(CARGO) >/dev/null 2>&1 || { \
@@ -89,7 +100,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-test: lint
+test: lint test-deps
 	@[ -f ../shared/data/MANIFEST.json ] || \
 	  echo "*** SKIPPED: no ../shared/data/MANIFEST.json: the real-capture test will not run ***"
 	$(CARGO) test --locked

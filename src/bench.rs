@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use crate::capture::Source;
 use crate::cli::BenchArgs;
-use crate::config::Config;
+use crate::config::PipelineConfig;
+use crate::engine::{Engine, Scored};
 use crate::export::{Format, Row, WindowWriter};
-use crate::pipeline::Pipeline;
 use crate::synth::Scenario;
 
 /// One timed pass over the capture.
@@ -62,78 +62,65 @@ fn libpcap_only(path: &Path) -> Result<Pass, String> {
     Ok(pass)
 }
 
-/// One timed pass of the pipeline over the capture; every closed window goes to `on_window`.
+/// One timed pass of the engine (with `detector`, if any) over the capture; every scored
+/// window goes to `on_window`.
 fn timed(
     path: &Path,
-    cfg: &Config,
-    mut on_window: impl FnMut(crate::pipeline::WindowOut<'_>),
+    cfg: &PipelineConfig,
+    detector: Option<crate::detect::Detector>,
+    mut on_window: impl FnMut(Scored<'_>),
 ) -> Result<Pass, String> {
     let start = Instant::now();
     let mut source = Source::open_file(path, None).map_err(|e| e.to_string())?;
-    let mut p = Pipeline::new(cfg)?;
-    let link = source.link();
+    let mut engine = Engine::new(cfg, source.link(), detector)?;
     let mut windows = 0u64;
-    let mut emit = |w: crate::pipeline::WindowOut<'_>| {
+    let mut emit = |w: Scored<'_>| {
         windows += 1;
         on_window(w);
     };
     while let Some(pkt) = source.next().map_err(|e| e.to_string())? {
-        p.packet(link, &pkt, &mut emit);
+        engine.packet(&pkt, &mut emit);
     }
-    p.finish(&mut emit);
+    engine.finish(&mut emit);
+    std::hint::black_box(engine.drain_events().count());
+    let st = engine.pipeline().stats();
     Ok(Pass {
         secs: start.elapsed().as_secs_f64(),
-        packets: p.stats().packets,
-        bytes: p.stats().bytes_wire,
+        packets: st.packets,
+        bytes: st.bytes_wire,
         windows,
     })
 }
 
 /// Parse, attribute and update windows; closed windows are counted, or written as CSV to a
 /// sink when `csv` is set (the whole `features` command minus the disk).
-fn pipeline(path: &Path, cfg: &Config, csv: bool) -> Result<Pass, String> {
+fn pipeline(path: &Path, cfg: &PipelineConfig, csv: bool) -> Result<Pass, String> {
     let mut writer =
         WindowWriter::new(BufWriter::new(io::sink()), Format::Csv).map_err(|e| e.to_string())?;
-    timed(path, cfg, |w| {
+    timed(path, cfg, None, |w| {
         if csv {
-            if let Some(d) = w.table.get(w.closed.device) {
-                let _ = writer.write(&Row {
-                    capture: "bench",
-                    mac: d.mac,
-                    start_ns: w.closed.start_ns,
-                    features: w.closed.features,
-                });
-            }
+            let _ = writer.write(&Row {
+                capture: "bench",
+                mac: w.device.mac,
+                start_ns: w.start_ns,
+                features: w.features,
+            });
         }
     })
 }
 
 /// `iotad replay` without its output: the pipeline and the detector with `model`.
-fn replay(path: &Path, cfg: &Config, model: &crate::model::Model) -> Result<Pass, String> {
+fn replay(path: &Path, cfg: &PipelineConfig, model: &crate::model::Model) -> Result<Pass, String> {
     use crate::detect::{DetectConfig, Detector};
-    let mut det = Detector::new(
+    let det = Detector::new(
         model.clone(),
         DetectConfig::default(),
         cfg.max_devices,
         cfg.window_ns(),
     );
-    let mut events = 0usize;
-    let pass = timed(path, cfg, |w| {
-        if let Some(d) = w.table.get(w.closed.device) {
-            let o = det.on_window(
-                w.closed.device as usize,
-                d,
-                w.closed.start_ns,
-                w.closed.features,
-            );
-            events += o.events.len();
-        }
-    })?;
-    std::hint::black_box(events);
-    Ok(pass)
+    timed(path, cfg, Some(det), |_| {})
 }
 
-/// The CPU's model name, from /proc/cpuinfo.
 pub fn cpu_model() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let field = |key: &str| {
@@ -202,7 +189,7 @@ pub fn command(a: BenchArgs) -> Result<(), String> {
 }
 
 fn run(path: &Path, repeat: u32) -> Result<(), String> {
-    let cfg = Config::default();
+    let cfg = PipelineConfig::default();
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     println!(
         "capture:   {} ({:.1} MB)",
@@ -292,7 +279,7 @@ fn model_steps(repeat: u32) -> Result<(), String> {
         candle_core::utils::get_num_threads(),
         target_features()
     );
-    let mut rng = crate::synth::Rng::new(5);
+    let mut rng = crate::math::Rng::new(5);
     let inputs: Vec<[f32; F]> = (0..MAX_BATCH)
         .map(|_| {
             let mut x = [0f32; F];

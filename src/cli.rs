@@ -18,6 +18,8 @@ pub struct Cli {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 pub enum Command {
+    Run(RunArgs),
+    Config(ConfigArgs),
     Features(FeaturesArgs),
     Replay(ReplayArgs),
     Synth(SynthArgs),
@@ -25,6 +27,52 @@ pub enum Command {
     Quantize(QuantizeArgs),
     Eval(EvalArgs),
     Bench(BenchArgs),
+}
+
+/// Watch a live interface: learn each device, score its windows, write events (the daemon).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "run")]
+pub struct RunArgs {
+    /// configuration file (JSON; default /etc/iotad/config.json when it exists); the flags
+    /// below override it
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// interface to capture on (default: the interface of the default route)
+    #[argh(option, short = 'i')]
+    pub interface: Option<String>,
+    /// JSON-lines event log (- for standard output)
+    #[argh(option)]
+    pub events: Option<PathBuf>,
+    /// state file: learned state is restored from it and checkpointed to it
+    #[argh(option)]
+    pub state: Option<PathBuf>,
+    /// model file (GGUF or safetensors; default: the built-in model)
+    #[argh(option)]
+    pub model: Option<PathBuf>,
+    /// windows of learning after the first (default 360: an hour)
+    #[argh(option)]
+    pub learning_windows: Option<u32>,
+    /// CPU core to pin the capture thread to
+    #[argh(option)]
+    pub core: Option<usize>,
+    /// MAC address of a gateway (repeatable); others are detected from traffic
+    #[argh(option)]
+    pub gateway: Vec<String>,
+}
+
+/// Print an example configuration, check one, or list every key.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "config")]
+pub struct ConfigArgs {
+    /// print a full configuration file with every key, its default and what it means
+    #[argh(switch)]
+    pub example: bool,
+    /// check a configuration file: exit 0 when valid, else the key that is wrong
+    #[argh(option)]
+    pub check: Option<PathBuf>,
+    /// print every key as a Markdown table (the README's)
+    #[argh(switch)]
+    pub markdown: bool,
 }
 
 /// Write one row of features per device and window (the model's training data).

@@ -5,12 +5,13 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cli::{FeaturesArgs, ReplayArgs, TrainArgs};
-use crate::config::Config;
+use crate::config::PipelineConfig;
 use crate::detect::{DetectConfig, Detector};
 use crate::device::{oui, Table};
+use crate::engine::{self, Engine, Scored};
 use crate::export::{Row, WindowWriter};
 use crate::model::{self, train::Sequences, train::TrainConfig, Sizes};
-use crate::pipeline::{run_capture, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::window::features;
 
 /// An error for the person at the terminal, and whether work was done before it.
@@ -21,14 +22,29 @@ pub fn config(
     path: Option<&Path>,
     window_secs: Option<u32>,
     gateways: &[String],
-) -> Result<Config, String> {
-    let mut cfg = Config::load(path)?;
+) -> Result<PipelineConfig, String> {
+    let mut cfg = PipelineConfig::load(path)?;
     if let Some(w) = window_secs {
         cfg.window_secs = w;
     }
     cfg.gateways.extend(gateways.iter().cloned());
     cfg.validate()?;
     Ok(cfg)
+}
+
+/// `iotad config`: the example file, a check, or the key table.
+pub fn config_command(a: crate::cli::ConfigArgs) -> CmdResult {
+    if let Some(path) = &a.check {
+        crate::config::Config::load(Some(path))?;
+        println!("{}: valid", path.display());
+    } else if a.markdown {
+        print!("{}", crate::config::Config::markdown());
+    } else if a.example {
+        print!("{}", crate::config::Config::example());
+    } else {
+        return Err("say what to do: --example, --check FILE or --markdown".into());
+    }
+    Ok(())
 }
 
 fn need_captures(captures: &[PathBuf]) -> CmdResult {
@@ -40,30 +56,33 @@ fn need_captures(captures: &[PathBuf]) -> CmdResult {
     Ok(())
 }
 
-/// Runs every capture, calling `each` with the finished pipeline; damaged captures are
-/// reported after all captures were processed.
+/// Runs every capture through a fresh engine (its detector from `detector`), showing each
+/// scored window to `on`, then the finished engine (holding the capture's events) to `each`;
+/// damaged captures are reported after all captures were processed.
 fn for_each_capture(
     captures: &[PathBuf],
     filter: Option<&str>,
-    cfg: &Config,
-    mut emit: impl FnMut(&str, crate::pipeline::WindowOut<'_>) -> io::Result<()>,
-    mut each: impl FnMut(&str, &Pipeline) -> CmdResult,
+    cfg: &PipelineConfig,
+    mut detector: impl FnMut() -> Result<Option<Detector>, String>,
+    mut on: impl FnMut(&str, Scored<'_>) -> io::Result<()>,
+    mut each: impl FnMut(&str, &mut Engine) -> CmdResult,
 ) -> CmdResult {
     let mut errors = Vec::new();
     for path in captures {
         let name = crate::capture::display_name(path);
         let mut write_err = None;
-        let run = run_capture(path, filter, cfg, &mut |w| {
+        let mut engine = Engine::new(cfg, crate::capture::LinkType::Ethernet, detector()?)?;
+        let run = engine::run_file(&mut engine, path, filter, &mut |w| {
             if write_err.is_none() {
-                write_err = emit(&name, w).err();
+                write_err = on(&name, w).err();
             }
         });
         if let Some(e) = write_err {
             return Err(format!("cannot write output: {e}"));
         }
         match run {
-            Ok((pipeline, damage)) => {
-                each(&name, &pipeline)?;
+            Ok(damage) => {
+                each(&name, &mut engine)?;
                 if let Some(d) = damage {
                     errors.push(d.to_string());
                 }
@@ -97,20 +116,18 @@ pub fn features(a: FeaturesArgs) -> CmdResult {
         &a.captures,
         a.filter.as_deref(),
         &cfg,
+        || Ok(None),
         |name, w| {
-            let Some(dev) = w.table.get(w.closed.device) else {
-                return Ok(());
-            };
             writer.write(&Row {
                 capture: name,
-                mac: dev.mac,
-                start_ns: w.closed.start_ns,
-                features: w.closed.features,
+                mac: w.device.mac,
+                start_ns: w.start_ns,
+                features: w.features,
             })
         },
-        |name, p| {
+        |name, e| {
             if a.stats {
-                eprint!("{}", stats_text(name, p));
+                eprint!("{}", stats_text(name, e.pipeline()));
             }
             Ok(())
         },
@@ -205,57 +222,42 @@ pub fn replay(a: ReplayArgs) -> CmdResult {
         // a broken state file is reported before any work
         Detector::new(m.clone(), dcfg.clone(), cfg.max_devices, cfg.window_ns()).restore(path)?;
     }
-    let out = std::cell::RefCell::new(BufWriter::new(io::stdout().lock()));
-    let detector: std::cell::RefCell<Option<Detector>> = std::cell::RefCell::new(None);
+    let mut out = BufWriter::new(io::stdout().lock());
     let result = for_each_capture(
         &a.captures,
         a.filter.as_deref(),
         &cfg,
-        |_, w| {
-            let Some(m) = &model else { return Ok(()) };
-            // each capture gets a fresh detector: its own learning period and devices
-            let mut slot = detector.borrow_mut();
-            if slot.is_none() {
-                let mut d =
-                    Detector::new(m.clone(), dcfg.clone(), w.table.capacity(), cfg.window_ns());
-                if let Some(path) = &a.state {
-                    let n = d.restore(path).map_err(io::Error::other)?;
-                    log::info!("restored {n} devices from {}", path.display());
-                }
-                *slot = Some(d);
+        // each capture gets a fresh detector: its own learning period and devices
+        || {
+            let Some(m) = &model else { return Ok(None) };
+            let mut d = Detector::new(m.clone(), dcfg.clone(), cfg.max_devices, cfg.window_ns());
+            if let Some(path) = &a.state {
+                let n = d.restore(path)?;
+                log::info!("restored {n} devices from {}", path.display());
             }
-            let det = slot.as_mut().expect("made above");
-            let Some(dev) = w.table.get(w.closed.device) else {
-                return Ok(());
-            };
-            for e in det
-                .on_window(
-                    w.closed.device as usize,
-                    dev,
-                    w.closed.start_ns,
-                    w.closed.features,
-                )
-                .events
-            {
-                writeln!(
-                    out.borrow_mut(),
-                    "{}",
-                    serde_json::to_string(&e).map_err(io::Error::other)?
-                )?;
-            }
-            Ok(())
+            Ok(Some(d))
         },
-        |name, p| {
-            if let (Some(d), Some(path)) = (detector.borrow_mut().as_mut(), &a.state) {
-                d.save(path)?;
+        |_, _| Ok(()),
+        |name, engine| {
+            for e in engine.drain_events() {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&e).map_err(|e| e.to_string())?
+                )
+                .map_err(|e| format!("cannot write output: {e}"))?;
             }
-            *detector.borrow_mut() = None;
-            print_summary(&mut *out.borrow_mut(), name, p, &cfg, a.json)
+            if let Some(path) = &a.state {
+                engine.checkpoint(path)?;
+            }
+            if let Some(d) = engine.detector() {
+                log::debug!("{name}: detector {:?}", d.stats());
+            }
+            print_summary(&mut out, name, engine.pipeline(), &cfg, a.json)
                 .map_err(|e| format!("cannot write output: {e}"))
         },
     );
-    out.borrow_mut()
-        .flush()
+    out.flush()
         .map_err(|e| format!("cannot write output: {e}"))?;
     result
 }
@@ -264,7 +266,7 @@ fn print_summary(
     out: &mut impl Write,
     name: &str,
     p: &Pipeline,
-    cfg: &Config,
+    cfg: &PipelineConfig,
     json: bool,
 ) -> io::Result<()> {
     let table: &Table = p.table();
@@ -336,7 +338,11 @@ pub fn train(a: TrainArgs) -> CmdResult {
     }
     let cfg = config(None, a.window_secs, &[])?;
     let started = std::time::Instant::now();
-    let mut seqs = Sequences::from_captures(&a.captures, &cfg)?;
+    let mut seqs = Sequences::default();
+    for path in &a.captures {
+        let windows = engine::device_windows(path, &cfg, u64::MAX)?;
+        seqs.push_capture(crate::capture::display_name(path), windows);
+    }
     for csv in &a.csv {
         let more = Sequences::from_csv(csv)?;
         seqs.devices.extend(more.devices);

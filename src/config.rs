@@ -1,37 +1,81 @@
-//! The configuration: one JSON file (every key optional, unknown keys rejected), overridden
-//! by command-line flags. Defaults live here and nowhere else.
+//! The configuration: one JSON file in sections (`capture`, `pipeline`, `detect`, `model`,
+//! `state`, `events`), every key optional, unknown keys and invalid values rejected with the
+//! key and the file named, overridden by command-line flags. Defaults live in the `Default`
+//! impls here (and `DetectConfig`'s); what each key means lives in [`KEYS`], which
+//! `iotad config --example` and the README's table are made from. Lines whose first
+//! non-blank characters are `//` are comments.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::detect::DetectConfig;
 use crate::device::MAX_DEVICES;
 use crate::wire::Mac;
 
-/// Default window length, seconds.
-pub const DEFAULT_WINDOW_SECS: u32 = 10;
+pub use crate::window::DEFAULT_WINDOW_SECS;
 
-/// Settings of the packet pipeline.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+/// Where `iotad run` looks for its configuration when none is named.
+pub const DEFAULT_PATH: &str = "/etc/iotad/config.json";
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Length of a feature window, seconds (1 to 3600).
+    pub capture: CaptureConfig,
+    pub pipeline: PipelineConfig,
+    pub detect: DetectConfig,
+    pub model: ModelConfig,
+    pub state: StateConfig,
+    pub events: EventsConfig,
+}
+
+/// Live capture (`iotad run`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub interface: Option<String>,
+    pub snaplen: u32,
+    pub promiscuous: bool,
+    pub buffer_mib: u32,
+    pub timeout_ms: u32,
+    pub immediate: bool,
+    pub filter: Option<String>,
+    pub core: Option<usize>,
+    pub retry_max_secs: u32,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> CaptureConfig {
+        CaptureConfig {
+            interface: None,
+            snaplen: 1024,
+            promiscuous: true,
+            buffer_mib: 32,
+            timeout_ms: 100,
+            immediate: false,
+            filter: None,
+            core: None,
+            retry_max_secs: 30,
+        }
+    }
+}
+
+/// Settings of the packet pipeline (devices and windows).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
     pub window_secs: u32,
-    /// Devices tracked at once (1 to 256); the least recently seen is evicted when full.
     pub max_devices: usize,
-    /// MAC addresses of the LAN's routers, if known; others are detected from traffic.
     pub gateways: Vec<String>,
-    /// Detect gateways from traffic (frames to internet addresses go to the router's MAC).
     pub auto_gateway: bool,
-    /// Longest silence emitted as empty windows, in windows; longer silences skip the rest.
     pub max_gap_windows: u64,
-    /// The IEEE OUI registry for vendor names (Debian package ieee-data).
     pub oui_file: PathBuf,
 }
 
-impl Default for Config {
-    fn default() -> Config {
-        Config {
+impl Default for PipelineConfig {
+    fn default() -> PipelineConfig {
+        PipelineConfig {
             window_secs: DEFAULT_WINDOW_SECS,
             max_devices: MAX_DEVICES,
             gateways: Vec::new(),
@@ -42,32 +86,243 @@ impl Default for Config {
     }
 }
 
+/// Which model scores the windows.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub file: Option<PathBuf>,
+    pub f32: bool,
+}
+
+/// What the daemon keeps across restarts.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    pub file: Option<PathBuf>,
+    pub checkpoint_secs: u32,
+}
+
+impl Default for StateConfig {
+    fn default() -> StateConfig {
+        StateConfig {
+            file: Some(PathBuf::from("/var/lib/iotad/state.json")),
+            checkpoint_secs: 300,
+        }
+    }
+}
+
+/// The JSON-lines event log.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    pub file: Option<PathBuf>,
+    pub queue: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> EventsConfig {
+        EventsConfig {
+            file: None,
+            queue: 1000,
+        }
+    }
+}
+
+/// What every key means, in file order: the one place the documentation of a key lives.
+pub const KEYS: &[(&str, &str)] = &[
+    ("capture.interface", "interface to capture on (null: the interface of the default route)"),
+    ("capture.snaplen", "bytes kept of each frame: headers and the DNS/DHCP fields fit in 1024"),
+    ("capture.promiscuous", "see frames addressed to other stations (needed to watch devices)"),
+    ("capture.buffer_mib", "kernel capture buffer, MiB: bursts wait here instead of being dropped"),
+    ("capture.timeout_ms", "libpcap read timeout, ms: how long a batch of packets may wait"),
+    ("capture.immediate", "deliver each packet at once (lower latency, more CPU than a timeout)"),
+    ("capture.filter", "BPF filter (tcpdump syntax) applied in the kernel, or null"),
+    ("capture.core", "CPU core the capture thread is pinned to, or null for none"),
+    ("capture.retry_max_secs", "longest wait between attempts to reopen an interface that went away"),
+    ("pipeline.window_secs", "length of a feature window, seconds (1 to 3600; the model's)"),
+    ("pipeline.max_devices", "devices tracked at once (1 to 256); the least recently seen is evicted"),
+    ("pipeline.gateways", "MAC addresses of the LAN's routers; others are detected from traffic"),
+    ("pipeline.auto_gateway", "detect routers from traffic (frames to internet addresses)"),
+    ("pipeline.max_gap_windows", "longest silence emitted as empty windows; longer ones skip the rest"),
+    ("pipeline.oui_file", "the IEEE OUI registry for vendor names (Debian package ieee-data)"),
+    ("detect.learning_windows", "windows after the first during which thresholds are learned and nothing alerts"),
+    ("detect.margin", "a device's threshold is this times the highest score of its learning period"),
+    ("detect.floor", "no threshold is below this"),
+    ("detect.close_after", "normal windows in a row that close an incident"),
+    ("detect.explain", "features named in an explanation"),
+    ("detect.adapt_after", "windows of an incident after which the model accepts the new behaviour"),
+    ("detect.persist", "an incident stays open while a feature that opened it is off by more than this many typical errors"),
+    ("detect.parked_devices", "devices whose learning is kept while they are out of the device table"),
+    ("model.file", "model file (GGUF or safetensors), or null for the built-in model"),
+    ("model.f32", "step the model in f32 (Q8_0 weights dequantized)"),
+    ("state.file", "where learned state is saved and restored, or null to keep none"),
+    ("state.checkpoint_secs", "seconds between checkpoints of the learned state (and one at exit)"),
+    ("events.file", "JSON-lines event log (\"-\": standard output), or null for none"),
+    ("events.queue", "events waiting for a slow sink before the oldest is dropped (and counted)"),
+];
+
 impl Config {
-    /// Reads a JSON configuration file, or the defaults when `path` is `None`.
+    /// Reads a configuration file (see the module doc for its syntax), or the defaults when
+    /// `path` is `None`.
     pub fn load(path: Option<&Path>) -> Result<Config, String> {
         let cfg = match path {
             None => Config::default(),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| format!("cannot read config {}: {e}", p.display()))?;
-                serde_json::from_str(&text).map_err(|e| format!("config {}: {e}", p.display()))?
+                Config::parse(&text).map_err(|e| format!("config {}: {e}", p.display()))?
             }
         };
+        Ok(cfg)
+    }
+
+    /// Parses a configuration's text and checks its values.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        let json: String = text
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("//") {
+                    ""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let cfg: Config = serde_json::from_str(&json).map_err(|e| e.to_string())?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Checks every section's values; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        self.pipeline.validate()?;
+        let c = &self.capture;
+        if !(64..=262_144).contains(&c.snaplen) {
+            return Err(format!(
+                "capture.snaplen must be 64 to 262144, not {}",
+                c.snaplen
+            ));
+        }
+        if !(1..=4096).contains(&c.buffer_mib) {
+            return Err(format!(
+                "capture.buffer_mib must be 1 to 4096, not {}",
+                c.buffer_mib
+            ));
+        }
+        if !(1..=10_000).contains(&c.timeout_ms) {
+            return Err(format!(
+                "capture.timeout_ms must be 1 to 10000, not {}",
+                c.timeout_ms
+            ));
+        }
+        if c.retry_max_secs == 0 {
+            return Err("capture.retry_max_secs must be at least 1".into());
+        }
+        let d = &self.detect;
+        if d.learning_windows == 0 {
+            return Err("detect.learning_windows must be at least 1".into());
+        }
+        if !(d.margin >= 1.0 && d.margin.is_finite()) {
+            return Err(format!("detect.margin must be 1 or more, not {}", d.margin));
+        }
+        if !(d.floor > 0.0 && d.floor.is_finite()) {
+            return Err(format!("detect.floor must be above 0, not {}", d.floor));
+        }
+        if d.close_after == 0 {
+            return Err("detect.close_after must be at least 1".into());
+        }
+        if !(1..=crate::window::F).contains(&d.explain) {
+            return Err(format!(
+                "detect.explain must be 1 to {}, not {}",
+                crate::window::F,
+                d.explain
+            ));
+        }
+        if !(d.persist > 0.0 && d.persist.is_finite()) {
+            return Err(format!("detect.persist must be above 0, not {}", d.persist));
+        }
+        if d.parked_devices > 65_536 {
+            return Err(format!(
+                "detect.parked_devices must be at most 65536, not {}",
+                d.parked_devices
+            ));
+        }
+        if self.state.checkpoint_secs == 0 {
+            return Err("state.checkpoint_secs must be at least 1".into());
+        }
+        if !(1..=1_000_000).contains(&self.events.queue) {
+            return Err(format!(
+                "events.queue must be 1 to 1000000, not {}",
+                self.events.queue
+            ));
+        }
+        Ok(())
+    }
+
+    /// The defaults as a JSON file with each key's meaning as a comment above it.
+    pub fn example() -> String {
+        let value = serde_json::to_value(Config::default()).expect("plain data");
+        let mut out = String::from(
+            "// iotad configuration (JSON; lines starting with // are comments).\n\
+             // Every key is optional: a missing key has the value shown here.\n{\n",
+        );
+        let mut open: Option<&str> = None;
+        for (i, (key, doc)) in KEYS.iter().enumerate() {
+            let (section, name) = key.split_once('.').expect("section.key");
+            if open != Some(section) {
+                if open.is_some() {
+                    out += "  },\n";
+                }
+                out += &format!("  \"{section}\": {{\n");
+                open = Some(section);
+            }
+            let last_in_section = KEYS
+                .get(i + 1)
+                .is_none_or(|(k, _)| !k.starts_with(&format!("{section}.")));
+            out += &format!(
+                "    // {doc}\n    \"{name}\": {}{}\n",
+                value[section][name],
+                if last_in_section { "" } else { "," }
+            );
+        }
+        out + "  }\n}\n"
+    }
+
+    /// Every key with its default and meaning, as a Markdown table (the README's).
+    pub fn markdown() -> String {
+        let value = serde_json::to_value(Config::default()).expect("plain data");
+        let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+        for (key, doc) in KEYS {
+            let (section, name) = key.split_once('.').expect("section.key");
+            out += &format!("| `{key}` | `{}` | {doc} |\n", value[section][name]);
+        }
+        out
+    }
+}
+
+/// The documentation of a key (`section.key`).
+pub fn doc(key: &str) -> Option<&'static str> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+}
+
+impl PipelineConfig {
+    /// Reads the `pipeline` section of a configuration file, or the defaults.
+    pub fn load(path: Option<&Path>) -> Result<PipelineConfig, String> {
+        Ok(Config::load(path)?.pipeline)
     }
 
     /// Checks ranges and parses the gateway MACs.
     pub fn validate(&self) -> Result<(), String> {
         if !(1..=3600).contains(&self.window_secs) {
             return Err(format!(
-                "window_secs must be 1 to 3600, not {}",
+                "pipeline.window_secs must be 1 to 3600, not {}",
                 self.window_secs
             ));
         }
         if !(1..=MAX_DEVICES).contains(&self.max_devices) {
             return Err(format!(
-                "max_devices must be 1 to {MAX_DEVICES}, not {}",
+                "pipeline.max_devices must be 1 to {MAX_DEVICES}, not {}",
                 self.max_devices
             ));
         }
@@ -98,27 +353,42 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         assert_eq!(Config::load(None).unwrap(), Config::default());
-        let c: Config =
-            serde_json::from_str(r#"{"window_secs": 30, "gateways": ["00:1c:7f:53:d0:28"]}"#)
-                .unwrap();
-        assert_eq!(c.window_secs, 30);
+        let c = Config::parse(
+            r#"{"pipeline": {"window_secs": 30, "gateways": ["00:1c:7f:53:d0:28"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.pipeline.window_secs, 30);
         assert_eq!(
-            c.gateway_macs().unwrap()[0].to_string(),
+            c.pipeline.gateway_macs().unwrap()[0].to_string(),
             "00:1c:7f:53:d0:28"
         );
-        let e = serde_json::from_str::<Config>(r#"{"window_sec": 30}"#)
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(r#"{"pipeline": {"window_sec": 30}}"#).unwrap_err();
         assert!(e.contains("unknown field `window_sec`"), "{e}");
-        let bad = Config {
-            window_secs: 0,
-            ..Config::default()
-        };
-        assert!(bad.validate().unwrap_err().contains("window_secs"));
-        let bad = Config {
-            gateways: vec!["router".into()],
-            ..Config::default()
-        };
-        assert!(bad.validate().unwrap_err().contains("not a MAC"));
+        let e = Config::parse(r#"{"detect": {"margin": 0.5}}"#).unwrap_err();
+        assert!(e.contains("detect.margin"), "{e}");
+        let e = Config::parse(r#"{"pipeline": {"window_secs": 0}}"#).unwrap_err();
+        assert!(e.contains("pipeline.window_secs"), "{e}");
+        let e = Config::parse(r#"{"pipeline": {"gateways": ["router"]}}"#).unwrap_err();
+        assert!(e.contains("not a MAC"), "{e}");
+        let e = Config::parse(r#"{"capturе": {}}"#).unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn every_key_is_documented_and_the_example_reads_back() {
+        let value = serde_json::to_value(Config::default()).unwrap();
+        let mut keys = Vec::new();
+        for (section, v) in value.as_object().unwrap() {
+            for key in v.as_object().unwrap().keys() {
+                keys.push(format!("{section}.{key}"));
+            }
+        }
+        let mut documented: Vec<String> = KEYS.iter().map(|(k, _)| k.to_string()).collect();
+        keys.sort();
+        documented.sort();
+        assert_eq!(keys, documented, "KEYS lists every key once");
+        let example = Config::example();
+        assert_eq!(Config::parse(&example).unwrap(), Config::default());
+        assert!(example.contains("    // devices tracked at once"));
     }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 use iotad::cli::{Cli, Command};
-use iotad::{bench, capture, commands, synth};
+use iotad::{bench, capture, commands, daemon, synth};
 
 fn main() -> ExitCode {
     // candle runs single-threaded: the daemon's loop is pinned to one core, and without this
@@ -47,6 +47,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Run(a) => daemon::command(a),
+        Command::Config(a) => commands::config_command(a),
         Command::Features(a) => commands::features(a),
         Command::Replay(a) => commands::replay(a),
         Command::Synth(a) => synth::command(a),

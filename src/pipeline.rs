@@ -1,13 +1,10 @@
 //! The offline data path, wired: capture -> wire -> device -> window. [`Pipeline::packet`]
-//! takes one packet through every stage and hands each closed window to the caller;
-//! [`run_capture`] does that for a whole file. The per-packet path allocates nothing.
+//! takes one packet through every stage and hands each closed window to the caller (the
+//! [`crate::engine`] scores them). The per-packet path allocates nothing.
 
-use std::path::Path;
-
-use crate::capture::{CaptureError, LinkType, Packet, Source};
-use crate::config::Config;
+use crate::capture::{LinkType, Packet};
+use crate::config::PipelineConfig;
 use crate::device::{DeviceId, Table};
-use crate::progress::Progress;
 use crate::window::{Closed, Direction, Windows};
 use crate::wire::{self, MalformedCounts};
 
@@ -41,7 +38,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(cfg: &Config) -> Result<Pipeline, String> {
+    pub fn new(cfg: &PipelineConfig) -> Result<Pipeline, String> {
         cfg.validate()?;
         let table = Table::new(cfg.max_devices, &cfg.gateway_macs()?, cfg.auto_gateway);
         let windows = Windows::new(table.capacity(), cfg.window_ns(), cfg.max_gap_windows);
@@ -114,6 +111,14 @@ impl Pipeline {
         }
     }
 
+    /// Moves the window clock to `now_ns` without a packet (a quiet network): windows that
+    /// ended before it close. Nothing happens before the first packet.
+    pub fn tick(&mut self, now_ns: u64, emit: &mut impl FnMut(WindowOut<'_>)) {
+        let table = &self.table;
+        self.windows
+            .tick(now_ns, &mut |closed| emit(WindowOut { table, closed }));
+    }
+
     /// Closes the open window (end of capture).
     pub fn finish(&mut self, emit: &mut impl FnMut(WindowOut<'_>)) {
         let table = &self.table;
@@ -125,37 +130,4 @@ impl Pipeline {
     pub fn mac(&self, id: DeviceId) -> Option<wire::Mac> {
         self.table.get(id).map(|d| d.mac)
     }
-}
-
-/// Runs a whole capture through a fresh pipeline. Windows go to `emit`; the pipeline is
-/// returned for its summaries. On a damaged capture, every packet before the damage is
-/// processed and the open window is closed before the error is returned with the pipeline.
-pub fn run_capture(
-    path: &Path,
-    filter: Option<&str>,
-    cfg: &Config,
-    emit: &mut impl FnMut(WindowOut<'_>),
-) -> Result<(Pipeline, Option<CaptureError>), CaptureError> {
-    let mut source = Source::open_file(path, filter)?;
-    let mut pipeline = Pipeline::new(cfg).map_err(|reason| CaptureError::Open {
-        what: path.display().to_string(),
-        reason,
-    })?;
-    let size = std::fs::metadata(path).ok().map(|m| m.len());
-    let mut progress = Progress::new(source.name(), size);
-    let link = source.link();
-    let damage = loop {
-        match source.next() {
-            Ok(Some(pkt)) => {
-                pipeline.packet(link, &pkt, emit);
-                let st = &pipeline.stats;
-                progress.tick(st.packets, st.bytes_captured + 16 * st.packets);
-            }
-            Ok(None) => break None,
-            Err(e) => break Some(e),
-        }
-    };
-    progress.done();
-    pipeline.finish(emit);
-    Ok((pipeline, damage))
 }

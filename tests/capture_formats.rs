@@ -253,7 +253,7 @@ fn wrong_inputs_are_clear_errors() {
 
     let (eth, _) = synth(&dir, 30);
     let cfg = dir.join("bad.json");
-    std::fs::write(&cfg, r#"{"window_secs": 10, "gatewys": []}"#).unwrap();
+    std::fs::write(&cfg, r#"{"pipeline": {"window_secs": 10, "gatewys": []}}"#).unwrap();
     let err = String::from_utf8(run(&["features", s(&eth), "--config", s(&cfg)]).stderr).unwrap();
     assert!(
         err.contains("unknown field `gatewys`") && err.contains("bad.json"),

@@ -14,6 +14,8 @@ fn readme_quotes_every_help_text() {
     let readme = readme();
     for cmd in [
         &[][..],
+        &["run"],
+        &["config"],
         &["features"],
         &["replay"],
         &["synth"],
@@ -45,11 +47,18 @@ fn readme_feature_table_is_the_code_table() {
 }
 
 #[test]
-fn config_defaults_in_readme_are_the_code_defaults() {
+fn readme_configuration_is_the_code_configuration() {
     let readme = readme();
-    let start = readme.find("```json\n").expect("a JSON block") + 8;
-    let end = start + readme[start..].find("```").unwrap();
-    let documented: iotad::config::Config =
-        serde_json::from_str(&readme[start..end]).expect("the README's config parses");
-    assert_eq!(documented, iotad::config::Config::default());
+    let example = ok(&["config", "--example"]);
+    assert!(
+        readme.contains(&format!("$ iotad config --example\n{}", example.trim_end())),
+        "README.md does not quote `iotad config --example` as the binary prints it"
+    );
+    let table = ok(&["config", "--markdown"]);
+    assert!(
+        readme.contains(table.trim_end()),
+        "README.md's configuration table differs from `iotad config --markdown`"
+    );
+    let parsed = iotad::config::Config::parse(&example).expect("the example parses");
+    assert_eq!(parsed, iotad::config::Config::default());
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use common::{scratch, synth};
 use iotad::capture::Source;
-use iotad::config::Config;
+use iotad::config::PipelineConfig;
 use iotad::pipeline::Pipeline;
 
 struct Counting;
@@ -50,9 +50,9 @@ fn packets_allocate_nothing() {
         ],
     );
     // a table smaller than the network, so that devices are evicted and slots reused
-    let cfg = Config {
+    let cfg = PipelineConfig {
         max_devices: 16,
-        ..Config::default()
+        ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(&cfg).unwrap();
     let mut source = Source::open_file(&pcap, None).unwrap();

@@ -1,9 +1,11 @@
 //! Packet sources: where packets come from, and nothing else.
 //!
 //! One abstraction, [`Source`], yields [`Packet`]s (timestamp in nanoseconds, the captured
-//! bytes, the length on the wire) from libpcap. Today it opens capture files (pcap and pcapng,
-//! or `-` for standard input); live interfaces arrive with the daemon and yield the same
-//! `Packet`s through the same `next()`.
+//! bytes, the length on the wire) from libpcap: capture files (pcap and pcapng, or `-` for
+//! standard input, [`Source::open_file`]) and live interfaces ([`Source::open_live`], with
+//! [`default_interface`] and the kernel's counters, [`Source::stats`]). On a live source,
+//! `next()` returning `Ok(None)` means no packet arrived before the read timeout, never
+//! damage; a live source whose interface went away returns [`CaptureError::Gone`].
 
 use std::fmt;
 use std::path::Path;
@@ -87,6 +89,10 @@ pub enum CaptureError {
         dlt: i32,
         name: String,
     },
+    /// The interface went away or stopped delivering (down, deleted): reopen it later.
+    Gone { what: String, reason: String },
+    /// No permission to capture on an interface.
+    Permission { what: String, reason: String },
     /// Reading stopped at a damaged record: every packet before `index` was delivered.
     Corrupt {
         what: String,
@@ -101,6 +107,15 @@ impl fmt::Display for CaptureError {
             CaptureError::Open { what, reason } => {
                 write!(f, "cannot open capture {what}: {reason}")
             }
+            CaptureError::Gone { what, reason } => {
+                write!(f, "interface {what} stopped delivering packets: {reason}")
+            }
+            CaptureError::Permission { what, reason } => write!(
+                f,
+                "no permission to capture on {what} ({reason}): run iotad as root, give the \
+                 binary the capabilities (sudo setcap cap_net_raw,cap_net_admin+eip \
+                 $(command -v iotad)), or run it as the systemd unit in systemd/"
+            ),
             CaptureError::Filter { filter, reason } => {
                 write!(f, "invalid BPF filter {filter:?}: {reason}")
             }
@@ -124,12 +139,47 @@ impl fmt::Display for CaptureError {
 
 impl std::error::Error for CaptureError {}
 
+/// How to open a live interface.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub snaplen: u32,
+    pub promiscuous: bool,
+    pub buffer_mib: u32,
+    pub timeout_ms: u32,
+    pub immediate: bool,
+    pub filter: Option<String>,
+}
+
+/// The kernel's packet counters of a live capture (libpcap's `pcap_stats`), since it opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CaptureStats {
+    /// Packets the kernel passed the filter.
+    pub received: u64,
+    /// Packets dropped because the buffer was full (the loop fell behind).
+    pub dropped: u64,
+    /// Packets the interface or its driver dropped.
+    pub if_dropped: u64,
+}
+
+/// The interface of the default IPv4 route (`/proc/net/route`), if there is one.
+pub fn default_interface() -> Option<String> {
+    let routes = std::fs::read_to_string("/proc/net/route").ok()?;
+    routes.lines().skip(1).find_map(|l| {
+        let mut cols = l.split_whitespace();
+        let (iface, dest) = (cols.next()?, cols.next()?);
+        (dest == "00000000").then(|| iface.to_string())
+    })
+}
+
 /// A stream of packets from libpcap.
 pub struct Source {
     cap: Capture<dyn Activated>,
     link: LinkType,
     what: String,
     index: u64,
+    live: bool,
+    /// The descriptor to wait on, for a live source.
+    fd: Option<std::os::unix::io::RawFd>,
 }
 
 impl Source {
@@ -148,13 +198,84 @@ impl Source {
             what: what.clone(),
             reason: e.to_string(),
         })?;
-        Source::from_capture(cap.into(), what, filter)
+        Source::from_capture(cap.into(), what, filter, false)
+    }
+
+    /// Opens a live interface with `opt`. Timestamps are asked for at nanosecond precision.
+    pub fn open_live(interface: &str, opt: &LiveOptions) -> Result<Source, CaptureError> {
+        let what = interface.to_string();
+        let err = |e: pcap::Error| {
+            let reason = e.to_string();
+            let denied = reason.contains("ermission") || reason.contains("not permitted");
+            if denied {
+                CaptureError::Permission {
+                    what: what.clone(),
+                    reason,
+                }
+            } else {
+                CaptureError::Open {
+                    what: what.clone(),
+                    reason,
+                }
+            }
+        };
+        let clamp = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+        let cap = Capture::from_device(interface)
+            .map_err(err)?
+            .promisc(opt.promiscuous)
+            .snaplen(clamp(u64::from(opt.snaplen)))
+            .buffer_size(clamp(u64::from(opt.buffer_mib) * 1024 * 1024))
+            .timeout(clamp(u64::from(opt.timeout_ms)))
+            .immediate_mode(opt.immediate)
+            .precision(Precision::Nano)
+            .open()
+            .map_err(err)?
+            // the loop waits in `wait`: libpcap's own wait on Linux (TPACKET_V3) does not
+            // end on a quiet network, and the wall clock must still close windows
+            .setnonblock()
+            .map_err(err)?;
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&cap);
+        let mut source = Source::from_capture(cap.into(), what, opt.filter.as_deref(), true)?;
+        source.fd = Some(fd);
+        Ok(source)
+    }
+
+    /// Waits up to `timeout` for packets on a live source (a signal ends the wait early);
+    /// returns at once for a file.
+    pub fn wait(&self, timeout: std::time::Duration) {
+        let Some(fd) = self.fd else { return };
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: one valid pollfd; the descriptor is libpcap's and open while `self` lives.
+        unsafe { libc::poll(&mut p, 1, ms) };
+    }
+
+    /// The kernel's counters, for a live source.
+    pub fn stats(&mut self) -> Option<CaptureStats> {
+        if !self.live {
+            return None;
+        }
+        self.cap.stats().ok().map(|s| CaptureStats {
+            received: u64::from(s.received),
+            dropped: u64::from(s.dropped),
+            if_dropped: u64::from(s.if_dropped),
+        })
+    }
+
+    /// Whether this source reads a live interface.
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     fn from_capture(
         mut cap: Capture<dyn Activated>,
         what: String,
         filter: Option<&str>,
+        live: bool,
     ) -> Result<Source, CaptureError> {
         let dl = cap.get_datalink();
         let link = LinkType::from_dlt(dl.0).ok_or_else(|| CaptureError::UnsupportedLink {
@@ -173,6 +294,8 @@ impl Source {
             link,
             what,
             index: 0,
+            live,
+            fd: None,
         })
     }
 
@@ -191,8 +314,10 @@ impl Source {
         self.index
     }
 
-    /// The next packet; `Ok(None)` at the end of the capture; an error naming the packet index
-    /// when the capture is damaged (the packets before it have been delivered).
+    /// The next packet; `Ok(None)` at the end of a file, or when no packet came before a live
+    /// source's read timeout; an error naming the packet index when a file is damaged (the
+    /// packets before it have been delivered), [`CaptureError::Gone`] when a live interface
+    /// stopped delivering.
     #[allow(clippy::should_implement_trait)] // a lending iterator: the packet borrows self
     pub fn next(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
         match self.cap.next_packet() {
@@ -213,6 +338,11 @@ impl Source {
                 }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(None),
+            Err(pcap::Error::TimeoutExpired) if self.live => Ok(None),
+            Err(e) if self.live => Err(CaptureError::Gone {
+                what: self.what.clone(),
+                reason: e.to_string(),
+            }),
             Err(e) => Err(CaptureError::Corrupt {
                 what: self.what.clone(),
                 index: self.index,

@@ -16,11 +16,12 @@
 //! An incident opens when a window crosses the threshold, is updated when it gets worse, and
 //! closes after `close_after` normal windows: one incident, not an alert storm.
 
+pub mod event;
 pub mod state;
 
-use std::path::Path;
+pub use event::{Contribution, DeviceRef, Event, EventKind, Phase, Severity, ThresholdSource};
 
-use serde::Serialize;
+use std::path::Path;
 
 use crate::device::Device;
 use crate::export::Rfc3339;
@@ -29,8 +30,9 @@ use crate::window::features::{F, FEATURES};
 use crate::window::Features;
 use crate::wire::Mac;
 
-/// Detection settings.
-#[derive(Clone, Debug)]
+/// Detection settings: the `detect` section of the configuration file.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
     /// Windows after start during which nothing alerts and thresholds are learned
     /// (default one hour of 10-s windows).
@@ -49,8 +51,12 @@ pub struct DetectConfig {
     /// An open incident is not over while a feature that opened or worsened it is still off
     /// by more than this many typical errors (a watched feature: by one event).
     pub persist: f32,
+    /// Devices whose learning is kept while they are out of the device table (evicted by
+    /// churn or a MAC flood), so that one coming back does not learn afresh.
+    pub parked_devices: usize,
     /// The network learned before the first window (there is no warm-up): every device is
     /// new, judged against the population threshold until it has learned its own.
+    #[serde(skip)]
     pub network_learned: bool,
 }
 
@@ -75,73 +81,16 @@ impl Default for DetectConfig {
             explain: 3,
             adapt_after: 60,
             persist: 3.0,
+            parked_devices: 1024,
             network_learned: false,
         }
     }
 }
 
-/// One feature's part in an explanation.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Contribution {
-    pub feature: &'static str,
-    pub unit: &'static str,
-    pub observed: f32,
-    pub expected: f32,
-    /// The error in typical errors of this feature for this device.
-    pub weight: f32,
-    pub text: String,
-}
-
-/// The device an event is about.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct DeviceRef {
-    pub mac: String,
-    pub ipv4: Vec<String>,
-    pub ipv6: Vec<String>,
-    pub name: String,
-    pub vendor_class: String,
-}
-
-impl DeviceRef {
-    fn of(d: &Device) -> DeviceRef {
-        DeviceRef {
-            mac: d.mac.to_string(),
-            ipv4: d.identity.ipv4.iter().map(|a| a.to_string()).collect(),
-            ipv6: d.identity.ipv6.iter().map(|a| a.to_string()).collect(),
-            name: d.identity.name().to_string(),
-            vendor_class: d.identity.vendor_class.to_string(),
-        }
-    }
-}
-
-/// Something a person should hear about.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Event {
-    /// `new-device` or `anomaly`.
-    pub kind: &'static str,
-    /// For anomalies: `open`, `update` or `close`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phase: Option<&'static str>,
-    /// Incident number, counting from 1 per run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incident: Option<u64>,
-    pub device: DeviceRef,
-    pub window_start: String,
-    pub window_end: String,
-    pub window_start_epoch: u64,
-    pub score: f32,
-    pub threshold: f32,
-    /// `device` (its own, learned) or `population` (the model's, for a new device).
-    pub threshold_source: &'static str,
-    /// `low`, `medium` or `high`.
-    pub severity: &'static str,
-    pub explanation: Vec<Contribution>,
-}
-
 // an incident's features are the bits of a u64
 const _: () = assert!(F <= 64);
 
-#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Incident {
     id: u64,
     max_score: f32,
@@ -169,8 +118,14 @@ struct DeviceState {
     quiet: u32,
     /// Windows fed with the prediction instead of the observation, in this incident.
     held: u32,
+    /// The last window scored, and its score.
+    last_window: u64,
+    last_score: f32,
     /// The step of the last window is queued, not yet taken: `pred` is not current.
     queued: bool,
+    /// The last step was a silent window that changed neither state nor prediction: further
+    /// silent windows are not stepped (the result would be the same, bit for bit).
+    at_rest: bool,
 }
 
 impl DeviceState {
@@ -190,8 +145,21 @@ impl DeviceState {
             incident: None,
             quiet: 0,
             held: 0,
+            last_window: 0,
+            last_score: 0.0,
             queued: false,
+            at_rest: false,
         }
+    }
+
+    /// What keeps a parked device's state worth more than another's: having learned, then
+    /// how much, then having been seen recently.
+    fn worth(&self) -> (bool, u32, u64) {
+        (
+            self.scale.is_some(),
+            self.scored + self.threshold_scored,
+            self.last_window,
+        )
     }
 
     /// Learns from one window (standardized: `z`) while the device has no threshold: its
@@ -252,7 +220,7 @@ impl DeviceState {
         low: bool,
         cfg: &DetectConfig,
         incidents: &mut u64,
-    ) -> (Option<&'static str>, Option<u64>) {
+    ) -> (Option<Phase>, Option<u64>) {
         // the feature with the largest error, as a bit
         let worst = || 1u64 << (0..F).fold(0, |m, j| if errs[j] > errs[m] { j } else { m });
         let normal = low
@@ -270,12 +238,12 @@ impl DeviceState {
                         max_score: s,
                         features: worst(),
                     });
-                    phase = Some("open");
+                    phase = Some(Phase::Open);
                 }
                 Some(i) if s > i.max_score * 1.5 => {
                     i.max_score = s;
                     i.features |= worst();
-                    phase = Some("update");
+                    phase = Some(Phase::Update);
                 }
                 Some(_) => {}
             }
@@ -284,11 +252,11 @@ impl DeviceState {
         } else if self.incident.is_some() {
             self.quiet += 1;
             if self.quiet >= cfg.close_after {
-                phase = Some("close");
+                phase = Some(Phase::Close);
             }
         }
         let id = self.incident.as_ref().map(|i| i.id);
-        if phase == Some("close") {
+        if phase == Some(Phase::Close) {
             self.incident = None;
             self.quiet = 0;
         }
@@ -326,20 +294,57 @@ pub struct Detector {
     /// (slot, the input to step with).
     queue: Vec<(usize, [f32; F])>,
     queued_window: u64,
+    /// A silent window, standardized: the model's input for a device that sent nothing.
+    silent: [f32; F],
     /// What the model predicts for a device that appears, and its state after that step:
     /// the same for every new device (it is predicted from silence).
     newcomer: (State, [f32; F]),
-    /// Devices restored from a state file and not seen yet in this run.
-    restored: Vec<DeviceState>,
+    /// What devices that are not in a table slot have learned, keyed by MAC: devices
+    /// restored from a state file and not seen yet, and devices evicted from the table. At
+    /// most `cfg.parked_devices`; when full, the one that learned least goes.
+    parked: Vec<DeviceState>,
     /// Per feature, the smallest typical error (from the features' tolerances).
     floors: [f32; F],
     first_window: Option<u64>,
     window_ns: u64,
     incidents: u64,
+    stats: DetectStats,
+}
+
+/// A device as the detector sees it.
+#[derive(Clone, Debug)]
+pub struct DeviceView {
+    /// The last window's score and the threshold it was judged against.
+    pub score: f32,
+    pub threshold: f32,
+    pub source: ThresholdSource,
+    /// The open incident's number.
+    pub incident: Option<u64>,
+}
+
+/// Detector counters.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DetectStats {
+    /// Device-windows scored.
+    pub windows: u64,
+    /// Incidents opened, by severity (low, medium, high).
+    pub opened: [u64; 3],
+    /// Parked devices forgotten to make room (they learn afresh if they come back).
+    pub parked_dropped: u64,
+    /// Model steps taken, and silent windows of devices at rest that needed none.
+    pub steps: u64,
+    pub steps_skipped: u64,
 }
 
 /// Logs one window's score and largest errors (`RUST_LOG=iotad::detect=trace`).
-fn trace(mac: Mac, start_ns: u64, s: f32, threshold: f32, source: &str, why: &[Contribution]) {
+fn trace(
+    mac: Mac,
+    start_ns: u64,
+    s: f32,
+    threshold: f32,
+    source: ThresholdSource,
+    why: &[Contribution],
+) {
     let errors: Vec<String> = why
         .iter()
         .map(|c| {
@@ -348,18 +353,11 @@ fn trace(mac: Mac, start_ns: u64, s: f32, threshold: f32, source: &str, why: &[C
         })
         .collect();
     log::trace!(
-        "{mac} window {} score {s:.2} threshold {threshold:.2} ({source}): {}",
+        "{mac} window {} score {s:.2} threshold {threshold:.2} ({}): {}",
         Rfc3339(start_ns),
+        source.as_str(),
         errors.join(", ")
     );
-}
-
-fn severity(score: f32, threshold: f32) -> &'static str {
-    match score / threshold {
-        r if r < 2.0 => "low",
-        r if r < 5.0 => "medium",
-        _ => "high",
-    }
 }
 
 /// A number as a person reads it: whole numbers plainly, others with two decimals.
@@ -383,6 +381,7 @@ impl Detector {
         model.step(&mut state, &silent, &mut pred, &mut scratch);
         Detector {
             floors,
+            silent,
             model,
             cfg,
             devices: vec![None; capacity],
@@ -390,10 +389,11 @@ impl Detector {
             queue: Vec::with_capacity(capacity),
             queued_window: 0,
             newcomer: (state, pred),
-            restored: Vec::new(),
+            parked: Vec::new(),
             first_window: None,
             window_ns,
             incidents: 0,
+            stats: DetectStats::default(),
         }
     }
 
@@ -421,8 +421,12 @@ impl Detector {
         }
         self.queued_window = window;
         let known = if fresh {
-            let i = self.restored.iter().position(|d| d.mac == device.mac);
-            i.map(|i| self.restored.swap_remove(i))
+            if let Some(old) = self.devices[slot].take() {
+                // the table gave its slot to another device: keep what it learned
+                self.park(old);
+            }
+            let i = self.parked.iter().position(|d| d.mac == device.mac);
+            i.map(|i| self.parked.swap_remove(i))
         } else {
             None
         };
@@ -433,7 +437,7 @@ impl Detector {
             // a new device is predicted from silence: what it was before it appeared
             self.devices[slot] = Some(DeviceState::new(device.mac, self.newcomer.clone()));
             if !in_warmup {
-                events.push(self.event("new-device", device, start_ns));
+                events.push(self.event(EventKind::NewDevice, device, start_ns));
             }
         }
         let mut z = [0f32; F];
@@ -448,12 +452,12 @@ impl Detector {
         // before; a window scores as normal when no more than the device's learning period did
         // (its threshold without the margin), or the population's 99.9th percentile
         let (scale, threshold, normal_level, source) = match (d.threshold, &d.scale) {
-            (Some(t), Some(sc)) => (&sc[..], t, t / self.cfg.margin, "device"),
+            (Some(t), Some(sc)) => (&sc[..], t, t / self.cfg.margin, ThresholdSource::Device),
             _ => (
                 &population[..],
                 population_threshold,
-                population_threshold / crate::model::train::POPULATION_MARGIN,
-                "population",
+                population_threshold / crate::model::POPULATION_MARGIN,
+                ThresholdSource::Population,
             ),
         };
         let errs = crate::model::errors(&z, &pred, scale, floors);
@@ -473,6 +477,8 @@ impl Detector {
             trace(device.mac, start_ns, s, threshold, source, &why);
         }
         let d = self.devices[slot].as_mut().expect("set above");
+        d.last_window = window;
+        d.last_score = s;
         let above = !in_warmup && s > threshold;
         let (phase, incident) = d.track(
             s,
@@ -492,22 +498,31 @@ impl Detector {
         } else {
             z
         };
-        d.queued = true;
-        self.queue.push((slot, input));
+        if d.at_rest && input == self.silent {
+            self.stats.steps_skipped += 1;
+        } else {
+            d.queued = true;
+            self.queue.push((slot, input));
+        }
+        self.stats.windows += 1;
         if let Some(p) = phase {
+            let severity = if p == Phase::Close {
+                Severity::Low
+            } else {
+                Severity::of(s, threshold)
+            };
+            if p == Phase::Open {
+                self.stats.opened[severity as usize] += 1;
+            }
             events.push(Event {
                 phase: Some(p),
                 incident,
                 score: s,
                 threshold,
                 threshold_source: source,
-                severity: if p == "close" {
-                    "low"
-                } else {
-                    severity(s, threshold)
-                },
+                severity,
                 explanation: self.explain(features, &errs, &pred),
-                ..self.event("anomaly", device, start_ns)
+                ..self.event(EventKind::Anomaly, device, start_ns)
             });
         }
         Outcome {
@@ -521,7 +536,7 @@ impl Detector {
     /// An event about `device` in the window starting at `start_ns`, judged against the
     /// population threshold, without an explanation: what a new device's event is, and what
     /// an anomaly's starts from.
-    fn event(&self, kind: &'static str, device: &Device, start_ns: u64) -> Event {
+    fn event(&self, kind: EventKind, device: &Device, start_ns: u64) -> Event {
         Event {
             kind,
             phase: None,
@@ -532,8 +547,8 @@ impl Detector {
             window_start_epoch: start_ns / 1_000_000_000,
             score: 0.0,
             threshold: self.threshold_for_new(),
-            threshold_source: "population",
-            severity: "low",
+            threshold_source: ThresholdSource::Population,
+            severity: Severity::Low,
             explanation: Vec::new(),
         }
     }
@@ -550,8 +565,8 @@ impl Detector {
                 let observed = features.0[j];
                 let expected = self.model.meta.standardizer.invert(j, pred[j]);
                 Contribution {
-                    feature: spec.name,
-                    unit: spec.unit,
+                    feature: spec.name.into(),
+                    unit: spec.unit.into(),
                     observed,
                     expected,
                     weight,
@@ -570,7 +585,7 @@ impl Detector {
     /// Saves what every device has learned to `path`, atomically (see [`state`]).
     pub fn save(&mut self, path: &Path) -> Result<(), String> {
         self.step_queued();
-        let devices = self.devices.iter().flatten().chain(&self.restored);
+        let devices = self.devices.iter().flatten().chain(&self.parked);
         let saved = state::SavedDetector {
             format_version: state::STATE_VERSION,
             model: state::fingerprint(&self.model),
@@ -622,7 +637,10 @@ impl Detector {
         self.first_window = saved.first_window;
         self.incidents = saved.incidents;
         let n = devices.len();
-        self.restored = devices;
+        self.parked = devices;
+        while self.parked.len() > self.cfg.parked_devices {
+            self.drop_least_parked();
+        }
         Ok(n)
     }
 
@@ -634,13 +652,88 @@ impl Detector {
                 self.scratch.load(i, &d.state, input);
             }
             self.model.forward(batch.len(), &mut self.scratch);
-            for (i, (slot, _)) in batch.iter().enumerate() {
+            for (i, (slot, input)) in batch.iter().enumerate() {
                 let d = self.devices[*slot].as_mut().expect("a queued device");
+                d.at_rest = *input == self.silent && self.scratch.unchanged(i, &d.state, &d.pred);
                 self.scratch.store(i, &mut d.state, &mut d.pred);
                 d.queued = false;
             }
         }
+        self.stats.steps += self.queue.len() as u64;
         self.queue.clear();
+    }
+
+    /// Takes new settings and, when it differs, a new model (a reload). A model of another
+    /// feature table or window length is refused with the reason. What devices learned is
+    /// kept with the same model; another model's predictions are not comparable, so then
+    /// every device learns afresh (the device table is the caller's and stays).
+    pub fn replace(&mut self, model: Model, cfg: DetectConfig) -> Result<(), String> {
+        if model.meta.features != self.model.meta.features {
+            return Err("the new model has another feature table".into());
+        }
+        if u64::from(model.meta.window_secs) * 1_000_000_000 != self.window_ns {
+            return Err(format!(
+                "the new model uses {}-s windows",
+                model.meta.window_secs
+            ));
+        }
+        let same = state::fingerprint(&model) == state::fingerprint(&self.model);
+        self.cfg = cfg;
+        if !same {
+            log::warn!("a new model: every device learns afresh");
+            let capacity = self.devices.len();
+            *self = Detector::new(model, self.cfg.clone(), capacity, self.window_ns);
+        }
+        Ok(())
+    }
+
+    /// What the detector holds about the device with `mac` in table slot `slot`.
+    pub fn view(&self, slot: usize, mac: Mac) -> Option<DeviceView> {
+        let d = self.devices.get(slot)?.as_ref().filter(|d| d.mac == mac)?;
+        let (threshold, source) = match d.threshold {
+            Some(t) => (t, ThresholdSource::Device),
+            None => (self.threshold_for_new(), ThresholdSource::Population),
+        };
+        Some(DeviceView {
+            score: d.last_score,
+            threshold,
+            source,
+            incident: d.incident.as_ref().map(|i| i.id),
+        })
+    }
+
+    /// Whether the network is still in its learning period (nothing alerts).
+    pub fn learning(&self) -> bool {
+        self.first_window
+            .is_none_or(|first| self.queued_window < first + u64::from(self.cfg.learning_windows))
+    }
+
+    /// Keeps the state of a device that left its table slot.
+    fn park(&mut self, d: DeviceState) {
+        if self.cfg.parked_devices == 0 {
+            return;
+        }
+        if self.parked.len() >= self.cfg.parked_devices {
+            self.drop_least_parked();
+        }
+        self.parked.push(d);
+    }
+
+    /// Forgets the parked device that learned least (ties: the one seen longest ago).
+    fn drop_least_parked(&mut self) {
+        if let Some(i) = (0..self.parked.len()).min_by_key(|&i| self.parked[i].worth()) {
+            self.parked.swap_remove(i);
+            self.stats.parked_dropped += 1;
+        }
+    }
+
+    /// Devices whose learning is kept while they are out of the table.
+    pub fn parked(&self) -> usize {
+        self.parked.len()
+    }
+
+    pub fn stats(&self) -> &DetectStats {
+        &self.stats
     }
 
     fn threshold_for_new(&self) -> f32 {

@@ -41,6 +41,11 @@ pub(super) struct SavedDevice {
     incident: Option<Incident>,
     quiet: u32,
     held: u32,
+    /// The last window scored (0 in files written before it was kept).
+    #[serde(default)]
+    last_window: u64,
+    #[serde(default)]
+    last_score: f32,
 }
 
 /// A short hash of the model's weights and metadata (FNV-1a, 64 bits, hex).
@@ -97,6 +102,8 @@ impl SavedDevice {
             incident: d.incident.clone(),
             quiet: d.quiet,
             held: d.held,
+            last_window: d.last_window,
+            last_score: d.last_score,
         }
     }
 
@@ -135,7 +142,10 @@ impl SavedDevice {
             incident: self.incident,
             quiet: self.quiet,
             held: self.held,
+            last_window: self.last_window,
+            last_score: self.last_score,
             queued: false,
+            at_rest: false,
         })
     }
 }

@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::PipelineConfig;
 use crate::detect::{DetectConfig, Detector, MIN_PHASE};
+use crate::engine::{self, Engine, Scored};
 use crate::model::Model;
-use crate::pipeline::run_capture;
 use crate::window::Feat;
 use crate::wire::Mac;
 use baseline::Baseline;
@@ -193,14 +193,14 @@ fn finetune(
     model: &Model,
     capture: &Path,
     until_ns: u64,
-    cfg: &Config,
+    cfg: &PipelineConfig,
 ) -> Result<Option<(Model, Finetuned)>, String> {
     let started = std::time::Instant::now();
-    let seqs = crate::model::train::Sequences::from_captures_until(
-        &[capture.to_path_buf()],
-        cfg,
-        until_ns,
-    )?;
+    let mut seqs = crate::model::train::Sequences::default();
+    seqs.push_capture(
+        crate::capture::display_name(capture),
+        crate::engine::device_windows(capture, cfg, until_ns)?,
+    );
     let tc = crate::model::train::TrainConfig {
         max_epochs: 30,
         patience: 3,
@@ -274,7 +274,7 @@ impl Tally {
 /// that opens with an attack, too soon to learn anything from, arrives on a network that has
 /// learned: its devices are all new, judged on the population threshold.
 pub fn detect_config(c: &Labelled, first_ts: u64, learning_windows: Option<u32>) -> DetectConfig {
-    let window_ns = Config::default().window_ns();
+    let window_ns = PipelineConfig::default().window_ns();
     let defaults = DetectConfig::default();
     let day = (86_400_000_000_000 / window_ns) as u32;
     let prefix = c.attacks.iter().map(|a| a.start_ns).min().map(|a| {
@@ -305,7 +305,7 @@ pub fn evaluate(
     learning_windows: Option<u32>,
     fine_tune: bool,
 ) -> Result<CaptureReport, String> {
-    let cfg = Config::default();
+    let cfg = PipelineConfig::default();
     let window_ns = cfg.window_ns();
     let first_ts = first_timestamp(&c.file)?;
     let dcfg = detect_config(c, first_ts, learning_windows);
@@ -321,7 +321,8 @@ pub fn evaluate(
             finetuned = Some(info);
         }
     }
-    let mut det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
+    let det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
+    let mut engine = Engine::new(&cfg, crate::capture::LinkType::Ethernet, Some(det))?;
     let mut base = Baseline::new(learning, crate::device::MAX_DEVICES, window_ns);
     let (mut tm, mut tb) = (Tally::default(), Tally::default());
     let mut benign_windows = 0u64;
@@ -336,14 +337,9 @@ pub fn evaluate(
         (attacker, victim)
     };
     let positives = &truth.windows;
-    let (_, damage) = run_capture(&c.file, None, &cfg, &mut |w| {
-        let Some(dev) = w.table.get(w.closed.device) else {
-            return;
-        };
-        let start = w.closed.start_ns;
-        let f = w.closed.features;
-        let slot = w.closed.device as usize;
-        let om = det.on_window(slot, dev, start, f);
+    let on = &mut |w: Scored<'_>| {
+        let (dev, start, f, slot) = (w.device, w.start_ns, w.features, w.slot as usize);
+        let om = w.outcome.expect("the engine has a detector");
         let ob = base.on_window(slot, dev.mac, start, f);
         let ips: Vec<IpAddr> = dev
             .identity
@@ -355,7 +351,7 @@ pub fn evaluate(
         let (attacker, victim) = role(&dev.mac, &ips);
         let after_learning = start / window_ns >= first_window + u64::from(learning);
         let opened = |o: &crate::detect::Outcome| {
-            o.events.iter().find(|e| e.phase == Some("open")).map(|e| {
+            o.events.iter().find(|e| e.opens()).map(|e| {
                 e.explanation
                     .iter()
                     .map(|x| x.feature.to_string())
@@ -363,7 +359,7 @@ pub fn evaluate(
             })
         };
         for (t, score, alerting, open) in [
-            (&mut tm, om.score, om.alerting, opened(&om)),
+            (&mut tm, om.score, om.alerting, opened(om)),
             (
                 &mut tb,
                 ob.score,
@@ -413,8 +409,8 @@ pub fn evaluate(
         if attacker.is_none() && !victim && after_learning {
             benign_windows += 1;
         }
-    })
-    .map_err(|e| e.to_string())?;
+    };
+    let damage = engine::run_file(&mut engine, &c.file, None, on).map_err(|e| e.to_string())?;
     if let Some(d) = damage {
         return Err(d.to_string());
     }
@@ -572,34 +568,31 @@ pub fn agreement(
     capture: &Path,
     dcfg: DetectConfig,
 ) -> Result<Agreement, String> {
-    let cfg = Config::default();
-    let mut da = Detector::new(
+    let cfg = PipelineConfig::default();
+    let da = Detector::new(
         a.clone(),
         dcfg.clone(),
         crate::device::MAX_DEVICES,
         cfg.window_ns(),
     );
+    let mut engine = Engine::new(&cfg, crate::capture::LinkType::Ethernet, Some(da))?;
     let mut db = Detector::new(b.clone(), dcfg, crate::device::MAX_DEVICES, cfg.window_ns());
     let (mut xa, mut xb) = (Vec::new(), Vec::new());
     let (mut opens_a, mut opens_b) = (Vec::new(), Vec::new());
     let opens = |o: &crate::detect::Outcome, v: &mut Vec<(String, u64)>| {
-        for e in o.events.iter().filter(|e| e.phase == Some("open")) {
+        for e in o.events.iter().filter(|e| e.opens()) {
             v.push((e.device.mac.clone(), e.window_start_epoch));
         }
     };
-    let (_, damage) = run_capture(capture, None, &cfg, &mut |w| {
-        let Some(dev) = w.table.get(w.closed.device) else {
-            return;
-        };
-        let slot = w.closed.device as usize;
-        let oa = da.on_window(slot, dev, w.closed.start_ns, w.closed.features);
-        let ob = db.on_window(slot, dev, w.closed.start_ns, w.closed.features);
+    let on = &mut |w: Scored<'_>| {
+        let oa = w.outcome.expect("the engine has a detector");
+        let ob = db.on_window(w.slot as usize, w.device, w.start_ns, w.features);
         xa.push(f64::from(oa.score));
         xb.push(f64::from(ob.score));
-        opens(&oa, &mut opens_a);
+        opens(oa, &mut opens_a);
         opens(&ob, &mut opens_b);
-    })
-    .map_err(|e| e.to_string())?;
+    };
+    let damage = engine::run_file(&mut engine, capture, None, on).map_err(|e| e.to_string())?;
     if let Some(d) = damage {
         return Err(d.to_string());
     }

@@ -23,6 +23,10 @@ pub use step::{Kernel, Scratch, State, MAX_BATCH};
 use serde::{Deserialize, Serialize};
 
 use crate::window::features::{Kind, F, FEATURES};
+
+/// The population threshold is the score of the 99.9th percentile of validation windows times
+/// this; a window of a device judged on it scores as normal below the threshold over this.
+pub const POPULATION_MARGIN: f32 = 1.5;
 use crate::window::Features;
 
 /// Version of the model file format; a file of another version is refused.

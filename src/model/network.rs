@@ -7,7 +7,7 @@ use candle_nn::rnn::{LSTMConfig, LSTM, RNN};
 use candle_nn::{Linear, Module, VarBuilder, VarMap};
 
 use super::{Sizes, Weights};
-use crate::synth::Rng;
+use crate::math::Rng;
 
 /// Tensor names, shared by the var map and the model file.
 pub mod names {

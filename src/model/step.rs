@@ -129,6 +129,20 @@ impl Scratch {
         self.h2[i * r..(i + 1) * r].copy_from_slice(&state.h2);
     }
 
+    /// Whether row `i`'s new state and prediction are exactly `state` and `pred` (the step
+    /// changed nothing: a fixed point).
+    pub fn unchanged(&self, i: usize, state: &State, pred: &[f32; F]) -> bool {
+        let Sizes {
+            features: f,
+            lstm: h,
+            rnn: r,
+        } = self.sizes;
+        self.pred[i * f..(i + 1) * f] == pred[..]
+            && self.h1[i * h..(i + 1) * h] == state.h1[..]
+            && self.c1[i * h..(i + 1) * h] == state.c1[..]
+            && self.h2[i * r..(i + 1) * r] == state.h2[..]
+    }
+
     /// Takes row `i`'s new state and prediction back.
     #[inline]
     pub fn store(&self, i: usize, state: &mut State, pred: &mut [f32; F]) {

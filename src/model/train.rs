@@ -7,7 +7,7 @@
 //! candle's single-threaded CPU kernels all are.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -16,7 +16,6 @@ use candle_nn::VarMap;
 
 use super::network::{self, Network};
 use super::{Kernel, Meta, Model, Sizes, Standardizer, TrainingSummary, FORMAT_VERSION};
-use crate::config::Config;
 use crate::window::features::{F, FEATURES};
 use crate::window::Features;
 
@@ -32,36 +31,10 @@ impl Sequences {
         self.devices.iter().map(Vec::len).sum()
     }
 
-    /// Runs captures through the pipeline; one sequence per capture and device.
-    pub fn from_captures(paths: &[PathBuf], cfg: &Config) -> Result<Sequences, String> {
-        Sequences::from_captures_until(paths, cfg, u64::MAX)
-    }
-
-    /// The windows of the captures that start before `until_ns` (a learning period).
-    pub fn from_captures_until(
-        paths: &[PathBuf],
-        cfg: &Config,
-        until_ns: u64,
-    ) -> Result<Sequences, String> {
-        let mut seqs = Sequences::default();
-        for path in paths {
-            let mut by_mac: BTreeMap<crate::wire::Mac, Vec<Features>> = BTreeMap::new();
-            let (_, damage) = crate::pipeline::run_capture(path, None, cfg, &mut |w| {
-                if w.closed.start_ns >= until_ns {
-                    return;
-                }
-                if let Some(d) = w.table.get(w.closed.device) {
-                    by_mac.entry(d.mac).or_default().push(*w.closed.features);
-                }
-            })
-            .map_err(|e| e.to_string())?;
-            if let Some(d) = damage {
-                return Err(d.to_string());
-            }
-            seqs.devices.extend(by_mac.into_values());
-            seqs.sources.push(crate::capture::display_name(path));
-        }
-        Ok(seqs)
+    /// Adds one capture's windows, one sequence per device.
+    pub fn push_capture(&mut self, name: String, devices: Vec<Vec<Features>>) {
+        self.devices.extend(devices);
+        self.sources.push(name);
     }
 
     /// Reads `iotad features` CSV output; one sequence per capture and device.
@@ -127,7 +100,7 @@ impl Default for TrainConfig {
     fn default() -> TrainConfig {
         TrainConfig {
             sizes: Sizes::default(),
-            window_secs: crate::config::DEFAULT_WINDOW_SECS,
+            window_secs: crate::window::DEFAULT_WINDOW_SECS,
             max_epochs: 30,
             patience: 3,
             batch: 32,
@@ -226,7 +199,7 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
         ..ParamsAdamW::default()
     };
     let mut opt = AdamW::new(varmap.all_vars(), params).map_err(err)?;
-    let mut rng = crate::synth::Rng::new(cfg.seed);
+    let mut rng = crate::math::Rng::new(cfg.seed);
     let mut order: Vec<usize> = (0..train_chunks.len()).collect();
     let val_loss = |net: &Network| -> Result<f32, String> {
         let mut total = 0f32;
@@ -377,6 +350,4 @@ fn population(model: &Model, train: &[Vec<[f32; F]>], val: &[Vec<[f32; F]>]) -> 
 /// No threshold is below this many typical errors.
 pub const MIN_THRESHOLD: f32 = 4.0;
 
-/// The population threshold is the score of the 99.9th percentile of validation windows times
-/// this.
-pub const POPULATION_MARGIN: f32 = 1.5;
+pub use super::POPULATION_MARGIN;

@@ -29,31 +29,7 @@ pub const START_NS: u64 = 1_704_067_200 * 1_000_000_000;
 
 pub const SECOND: u64 = 1_000_000_000;
 
-/// A seeded generator (splitmix64): the same seed gives the same stream on every platform.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x5eed_1075_d00d_cafe)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        crate::window::sketch::mix(self.0)
-    }
-    /// Uniform in `lo..hi` (hi exclusive; `lo` when the range is empty).
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        if hi <= lo {
-            lo
-        } else {
-            lo + self.next_u64() % (hi - lo)
-        }
-    }
-    /// True with probability `num / den`.
-    pub fn chance(&mut self, num: u64, den: u64) -> bool {
-        self.next_u64() % den < num
-    }
-}
+pub use crate::math::Rng;
 
 /// A synthesized device.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -344,7 +320,7 @@ pub fn command(a: SynthArgs) -> Result<(), String> {
         max_packets: a.packets,
         attacks,
     };
-    let window = crate::config::Config::default().window_ns();
+    let window = crate::config::PipelineConfig::default().window_ns();
     let w = scenario.write(out, a.truth.as_ref().map(|_| window))?;
     if let (Some(path), Some(t)) = (&a.truth, &w.truth) {
         let json = serde_json::to_string_pretty(&t.report()).map_err(|e| e.to_string())?;

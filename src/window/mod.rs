@@ -18,6 +18,9 @@ pub use features::{Feat, Features, F, FEATURES};
 use crate::device::DeviceId;
 use crate::wire::Summary;
 
+/// Default window length, seconds (the built-in model's).
+pub const DEFAULT_WINDOW_SECS: u32 = 10;
+
 /// Closed windows kept per device.
 pub const RING: usize = 32;
 
@@ -143,6 +146,14 @@ impl Windows {
             self.close(w, emit);
         }
         self.current = Some(idx);
+    }
+
+    /// Moves the clock to `ts_ns` when a timer says so; unlike [`Windows::advance`], it does
+    /// not start the clock (no window is open before the first packet).
+    pub fn tick(&mut self, ts_ns: u64, emit: &mut impl FnMut(Closed<'_>)) {
+        if self.current.is_some_and(|c| ts_ns / self.len_ns > c) {
+            self.advance(ts_ns, emit);
+        }
     }
 
     /// Closes the open window at the end of the capture.

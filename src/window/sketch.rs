@@ -2,15 +2,7 @@
 //! the heaviest key (count-min), and pending connection attempts. Memory never grows with
 //! traffic: a port scan of 65,535 ports costs the same bytes as silence.
 
-/// Mixes a 64-bit key into a well-spread hash (the splitmix64 finalizer).
-#[inline]
-pub fn mix(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
+pub use crate::math::mix;
 
 /// Hash of an IP address, folded to 64 bits.
 #[inline]

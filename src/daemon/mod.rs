@@ -1,0 +1,401 @@
+//! `iotad run`: the daemon. One capture thread (pinned when configured) reads a live
+//! interface through the [`Engine`], closes windows on the wall clock when the network is
+//! quiet, hands events to the sinks' queues without waiting, checkpoints what it learned,
+//! and keeps going while the interface goes away and comes back.
+//!
+//! Signals: SIGTERM/SIGINT close the open window, checkpoint, give the sinks a bounded time
+//! and exit 0; SIGHUP reloads the configuration and the model, keeping the device table
+//! (a model with another feature table is refused and the old one kept). With
+//! `$NOTIFY_SOCKET` it speaks systemd's notify protocol ([`notify`]).
+
+pub mod notify;
+pub mod signals;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::capture::{self, CaptureError, CaptureStats, LiveOptions, Source};
+use crate::cli::RunArgs;
+use crate::config::{Config, DEFAULT_PATH};
+use crate::detect::Detector;
+use crate::engine::Engine;
+use crate::model::{self, Model};
+use crate::sink::{jsonl::JsonLines, Sinks};
+use notify::Notifier;
+
+/// How often the loop looks at the clock, its counters and the signals when packets flow.
+const HOUSEKEEPING: Duration = Duration::from_millis(200);
+/// Kernel drops are logged at most this often.
+const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
+/// Time the sinks get to deliver what waits at exit.
+const SINK_GRACE: Duration = Duration::from_millis(1200);
+
+/// The configuration `iotad run` uses: the file (the default path only when it exists),
+/// then the flags.
+pub fn config(a: &RunArgs) -> Result<(Config, Option<PathBuf>), String> {
+    let path = match &a.config {
+        Some(p) => Some(p.clone()),
+        None if Path::new(DEFAULT_PATH).exists() => Some(PathBuf::from(DEFAULT_PATH)),
+        None => None,
+    };
+    let mut cfg = Config::load(path.as_deref())?;
+    if let Some(i) = &a.interface {
+        cfg.capture.interface = Some(i.clone());
+    }
+    if let Some(e) = &a.events {
+        cfg.events.file = Some(e.clone());
+    }
+    if let Some(s) = &a.state {
+        cfg.state.file = Some(s.clone());
+    }
+    if let Some(m) = &a.model {
+        cfg.model.file = Some(m.clone());
+    }
+    if let Some(l) = a.learning_windows {
+        cfg.detect.learning_windows = l;
+    }
+    if let Some(c) = a.core {
+        cfg.capture.core = Some(c);
+    }
+    cfg.pipeline.gateways.extend(a.gateway.iter().cloned());
+    cfg.validate()?;
+    Ok((cfg, path))
+}
+
+/// The model the configuration names, checked against its window length.
+fn load_model(cfg: &Config) -> Result<Model, String> {
+    let m = model::file::load_for(cfg.model.file.as_deref(), cfg.model.f32)?;
+    if m.meta.window_secs != cfg.pipeline.window_secs {
+        return Err(format!(
+            "the model was trained on {}-s windows, the configuration uses {}-s windows",
+            m.meta.window_secs, cfg.pipeline.window_secs
+        ));
+    }
+    Ok(m)
+}
+
+/// A detector for `cfg`, with the saved state restored when there is one.
+fn detector(cfg: &Config, model: Model) -> Result<Detector, String> {
+    let mut d = Detector::new(
+        model,
+        cfg.detect.clone(),
+        cfg.pipeline.max_devices,
+        cfg.pipeline.window_ns(),
+    );
+    if let Some(path) = &cfg.state.file {
+        if path.exists() {
+            let n = d.restore(path)?;
+            log::info!("restored what {n} devices learned from {}", path.display());
+        } else {
+            log::info!("no saved state at {}: starting fresh", path.display());
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                if let Err(e) = std::fs::create_dir_all(dir) {
+                    log::warn!(
+                        "cannot create {}: {e}; checkpoints will fail",
+                        dir.display()
+                    );
+                }
+            }
+        }
+    }
+    Ok(d)
+}
+
+fn live_options(cfg: &Config) -> LiveOptions {
+    let c = &cfg.capture;
+    LiveOptions {
+        snaplen: c.snaplen,
+        promiscuous: c.promiscuous,
+        buffer_mib: c.buffer_mib,
+        timeout_ms: c.timeout_ms,
+        immediate: c.immediate,
+        filter: c.filter.clone(),
+    }
+}
+
+/// Pins the calling thread to `core`.
+fn pin(core: usize) -> Result<(), String> {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET stays within it for core < CPU_SETSIZE.
+    unsafe {
+        if core >= libc::CPU_SETSIZE as usize {
+            return Err(format!("core {core} is out of range"));
+        }
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error().to_string());
+        }
+    }
+    Ok(())
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// `iotad run`.
+pub fn command(a: RunArgs) -> Result<(), String> {
+    let (cfg, path) = config(&a)?;
+    signals::install();
+    Daemon::start(cfg, path)?.run()
+}
+
+/// The running daemon.
+struct Daemon {
+    cfg: Config,
+    config_path: Option<PathBuf>,
+    interface: String,
+    engine: Engine,
+    sinks: Sinks,
+    notifier: Notifier,
+    /// The kernel's counters of the sources closed so far (a reopened source starts at 0).
+    capture_before: CaptureStats,
+    capture_now: CaptureStats,
+}
+
+impl Daemon {
+    fn start(cfg: Config, config_path: Option<PathBuf>) -> Result<Daemon, String> {
+        let model = load_model(&cfg)?;
+        let det = detector(&cfg, model)?;
+        let engine = Engine::new(&cfg.pipeline, capture::LinkType::Ethernet, Some(det))?;
+        let mut sinks = Sinks::default();
+        if let Some(path) = &cfg.events.file {
+            sinks.start("events", Box::new(JsonLines::open(path)?), cfg.events.queue);
+        }
+        if let Some(core) = cfg.capture.core {
+            match pin(core) {
+                Ok(()) => log::info!("capture thread pinned to core {core}"),
+                Err(e) => log::warn!("cannot pin the capture thread to core {core}: {e}"),
+            }
+        }
+        let interface = match &cfg.capture.interface {
+            Some(i) => i.clone(),
+            None => capture::default_interface().ok_or(
+                "no default route to find the interface by: name one with --interface or \
+                 capture.interface",
+            )?,
+        };
+        Ok(Daemon {
+            cfg,
+            config_path,
+            interface,
+            engine,
+            sinks,
+            notifier: Notifier::from_env(),
+            capture_before: CaptureStats::default(),
+            capture_now: CaptureStats::default(),
+        })
+    }
+
+    /// Opens the interface, waiting with capped backoff while it is missing or down; `None`
+    /// when a signal asked to stop first. No permission is an error at once.
+    fn open(&mut self) -> Result<Option<Source>, String> {
+        let mut wait = Duration::from_millis(250);
+        let max = Duration::from_secs(u64::from(self.cfg.capture.retry_max_secs));
+        let mut logged = false;
+        loop {
+            match Source::open_live(&self.interface, &live_options(&self.cfg)) {
+                Ok(s) => {
+                    log::info!(
+                        "capturing on {} ({:?}, snaplen {})",
+                        self.interface,
+                        s.link(),
+                        self.cfg.capture.snaplen
+                    );
+                    return Ok(Some(s));
+                }
+                Err(e @ CaptureError::Permission { .. }) => return Err(e.to_string()),
+                Err(e @ (CaptureError::Filter { .. } | CaptureError::UnsupportedLink { .. })) => {
+                    return Err(e.to_string())
+                }
+                Err(e) => {
+                    if !logged {
+                        log::warn!("{e}; retrying until it is back");
+                        logged = true;
+                    }
+                }
+            }
+            let until = Instant::now() + wait;
+            while Instant::now() < until {
+                if signals::terminating() {
+                    return Ok(None);
+                }
+                self.housekeeping();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            wait = (wait * 2).min(max);
+        }
+    }
+
+    /// Closes windows on the wall clock and hands events to the sinks.
+    fn housekeeping(&mut self) {
+        self.engine.tick(now_ns(), &mut |_| {});
+        for e in self.engine.drain_events() {
+            self.sinks.send(&e);
+        }
+    }
+
+    fn run(mut self) -> Result<(), String> {
+        let Some(mut source) = self.open()? else {
+            return self.stop();
+        };
+        self.engine.set_link(source.link());
+        self.notifier.send("READY=1");
+        let checkpoint_every = Duration::from_secs(u64::from(self.cfg.state.checkpoint_secs));
+        let (mut last_house, mut last_checkpoint) = (Instant::now(), Instant::now());
+        let mut last_watchdog = Instant::now();
+        let mut last_drop_log: Option<Instant> = None;
+        let mut logged_drops = 0;
+        let mut status_packets = (Instant::now(), 0u64);
+        loop {
+            match source.next() {
+                Ok(Some(pkt)) => {
+                    self.engine.packet(&pkt, &mut |_| {});
+                    if self.engine.pipeline().stats().packets % 64 != 0 {
+                        continue;
+                    }
+                }
+                Ok(None) => source.wait(HOUSEKEEPING),
+                Err(e) => {
+                    log::warn!("{e}");
+                    self.capture_before = self.capture_total();
+                    self.capture_now = CaptureStats::default();
+                    drop(source);
+                    match self.open()? {
+                        Some(s) => source = s,
+                        None => return self.stop(),
+                    }
+                    self.engine.set_link(source.link());
+                    continue;
+                }
+            }
+            if last_house.elapsed() < HOUSEKEEPING {
+                continue;
+            }
+            last_house = Instant::now();
+            self.housekeeping();
+            if let Some(st) = source.stats() {
+                self.capture_now = st;
+            }
+            let total = self.capture_total();
+            let drops = total.dropped + total.if_dropped;
+            if drops > logged_drops && last_drop_log.is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY) {
+                log::warn!(
+                    "the kernel dropped {} packets so far ({} of {} received: the loop fell behind)",
+                    drops,
+                    total.dropped,
+                    total.received
+                );
+                logged_drops = drops;
+                last_drop_log = Some(Instant::now());
+            }
+            if let Some(every) = self.notifier.watchdog_interval() {
+                if last_watchdog.elapsed() >= every {
+                    let packets = self.engine.pipeline().stats().packets;
+                    let secs = status_packets.0.elapsed().as_secs_f64().max(1e-3);
+                    let rate = (packets - status_packets.1) as f64 / secs;
+                    self.notifier.send(&format!(
+                        "WATCHDOG=1\nSTATUS={rate:.0} packets/s, {} devices",
+                        self.engine.pipeline().table().len()
+                    ));
+                    status_packets = (Instant::now(), packets);
+                    last_watchdog = Instant::now();
+                }
+            }
+            if last_checkpoint.elapsed() >= checkpoint_every {
+                self.checkpoint();
+                last_checkpoint = Instant::now();
+            }
+            if signals::take_reload() {
+                self.reload();
+            }
+            if signals::terminating() {
+                return self.stop();
+            }
+        }
+    }
+
+    /// The kernel's counters since the daemon started.
+    fn capture_total(&self) -> CaptureStats {
+        CaptureStats {
+            received: self.capture_before.received + self.capture_now.received,
+            dropped: self.capture_before.dropped + self.capture_now.dropped,
+            if_dropped: self.capture_before.if_dropped + self.capture_now.if_dropped,
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        if let Some(path) = self.cfg.state.file.clone() {
+            match self.engine.checkpoint(&path) {
+                Ok(()) => log::debug!("state saved to {}", path.display()),
+                Err(e) => log::warn!("cannot save state: {e}"),
+            }
+        }
+    }
+
+    /// SIGHUP: the configuration and the model again; the device table and what the
+    /// detector learned stay unless the model changed.
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            log::info!("SIGHUP: no configuration file to reload");
+            return;
+        };
+        let fresh = match Config::load(Some(&path)) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("SIGHUP: {e}; keeping the running configuration");
+                return;
+            }
+        };
+        let model = match load_model(&fresh) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("SIGHUP: {e}; keeping the running model");
+                return;
+            }
+        };
+        let Some(det) = self.engine.detector_mut() else {
+            return;
+        };
+        if let Err(why) = det.replace(model, fresh.detect.clone()) {
+            log::error!("SIGHUP: {why}; keeping the running model");
+            return;
+        }
+        if fresh.capture != self.cfg.capture || fresh.pipeline != self.cfg.pipeline {
+            log::warn!("SIGHUP: capture and pipeline settings take effect at the next restart");
+        }
+        self.cfg.detect = fresh.detect;
+        self.cfg.model = fresh.model;
+        log::info!("SIGHUP: reloaded {}", path.display());
+    }
+
+    /// Closes the open window, checkpoints, gives the sinks a bounded time, and says so.
+    fn stop(mut self) -> Result<(), String> {
+        self.notifier.send("STOPPING=1");
+        let deadline = Instant::now() + SINK_GRACE;
+        self.engine.finish(&mut |_| {});
+        for e in self.engine.drain_events() {
+            self.sinks.send(&e);
+        }
+        self.checkpoint();
+        let st = self.engine.snapshot();
+        let total = self.capture_total();
+        let left = std::mem::take(&mut self.sinks).shutdown(deadline);
+        log::info!(
+            "stopped: {} packets ({} received and {} dropped by the kernel), {} devices, {} windows \
+             ({} closed by the timer), {} events ({} not delivered)",
+            st.packets,
+            total.received,
+            total.dropped + total.if_dropped,
+            st.devices.len(),
+            st.windows,
+            st.timer_windows,
+            st.events,
+            left
+        );
+        Ok(())
+    }
+}

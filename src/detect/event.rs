@@ -1,0 +1,147 @@
+//! What the detector tells people: typed events, serialized as JSON (one object per event)
+//! for the event log and every sink, and readable back by a consumer in Rust.
+
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::Device;
+
+/// What an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// A station seen for the first time after the network's learning period.
+    NewDevice,
+    /// A device's incident opened, got worse, or ended.
+    Anomaly,
+}
+
+/// Where an incident is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Open,
+    Update,
+    Close,
+}
+
+/// How loud an event is: score over threshold (`low` under 2, `medium` under 5, `high`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    /// The severity of a window that scored `score` against `threshold`.
+    pub fn of(score: f32, threshold: f32) -> Severity {
+        match score / threshold {
+            r if r < 2.0 => Severity::Low,
+            r if r < 5.0 => Severity::Medium,
+            _ => Severity::High,
+        }
+    }
+}
+
+/// Whose threshold a window was judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdSource {
+    /// The device's own, learned from its learning period.
+    Device,
+    /// The model's, for a device that has not learned its own yet.
+    Population,
+}
+
+impl ThresholdSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ThresholdSource::Device => "device",
+            ThresholdSource::Population => "population",
+        }
+    }
+}
+
+/// One feature's part in an explanation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Contribution {
+    pub feature: Cow<'static, str>,
+    pub unit: Cow<'static, str>,
+    pub observed: f32,
+    pub expected: f32,
+    /// The error in typical errors of this feature for this device.
+    pub weight: f32,
+    pub text: String,
+}
+
+/// The device an event is about.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DeviceRef {
+    pub mac: String,
+    pub ipv4: Vec<String>,
+    pub ipv6: Vec<String>,
+    pub name: String,
+    pub vendor_class: String,
+}
+
+impl DeviceRef {
+    pub fn of(d: &Device) -> DeviceRef {
+        DeviceRef {
+            mac: d.mac.to_string(),
+            ipv4: d.identity.ipv4.iter().map(|a| a.to_string()).collect(),
+            ipv6: d.identity.ipv6.iter().map(|a| a.to_string()).collect(),
+            name: d.identity.name().to_string(),
+            vendor_class: d.identity.vendor_class.to_string(),
+        }
+    }
+}
+
+/// Something a person should hear about.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// For anomalies: where the incident is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Incident number, counting from 1 per network (kept across restarts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<u64>,
+    pub device: DeviceRef,
+    pub window_start: String,
+    pub window_end: String,
+    pub window_start_epoch: u64,
+    pub score: f32,
+    pub threshold: f32,
+    pub threshold_source: ThresholdSource,
+    pub severity: Severity,
+    pub explanation: Vec<Contribution>,
+}
+
+impl Event {
+    /// Whether this event opens an incident.
+    pub fn opens(&self) -> bool {
+        self.phase == Some(Phase::Open)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_read_back_as_written() {
+        let line = r#"{"kind":"anomaly","phase":"open","incident":3,"device":{"mac":"02:10:00:00:00:00","ipv4":["192.168.1.10"],"ipv6":[],"name":"camera-0","vendor_class":""},"window_start":"2024-01-01T01:05:00Z","window_end":"2024-01-01T01:05:10Z","window_start_epoch":1704071100,"score":812.5,"threshold":12.66,"threshold_source":"device","severity":"high","explanation":[{"feature":"syn_out","unit":"packets","observed":1000.0,"expected":0.0,"weight":800.0,"text":"x"}]}"#;
+        let e: Event = serde_json::from_str(line).unwrap();
+        assert_eq!(e.kind, EventKind::Anomaly);
+        assert_eq!(e.phase, Some(Phase::Open));
+        assert_eq!(e.severity, Severity::High);
+        assert_eq!(e.threshold_source, ThresholdSource::Device);
+        assert_eq!(serde_json::to_string(&e).unwrap(), line);
+        let bad = line.replace("\"high\"", "\"loud\"");
+        assert!(serde_json::from_str::<Event>(&bad).is_err());
+        assert!(Severity::High > Severity::Low);
+    }
+}

@@ -1,0 +1,314 @@
+//! The one composition of the data path: packets in, through the pipeline (parse, devices,
+//! windows) and the detector, events out.
+//!
+//! [`Engine::packet`] takes one packet; [`Engine::tick`] moves the window clock on the wall
+//! clock when the network is quiet (the live daemon only: a replay is driven by packet
+//! timestamps alone and stays deterministic); [`Engine::finish`] closes the open window at
+//! the end of a capture. Every scored window is shown to the caller's observer (eval and
+//! bench read scores there), and events wait in the engine until the caller drains them to
+//! its sinks. [`Engine::snapshot`] is an owned view for a status page; [`Engine::checkpoint`]
+//! saves what the detector learned. `run`, `replay`, `eval`, `features` and `bench` all
+//! drive the data path through this type.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::capture::{CaptureError, LinkType, Packet, Source};
+use crate::config::PipelineConfig;
+use crate::detect::{Detector, Event, Outcome, ThresholdSource};
+use crate::device::{Device, DeviceId};
+use crate::export::Rfc3339;
+use crate::pipeline::{Pipeline, WindowOut};
+use crate::progress::Progress;
+use crate::window::Features;
+
+/// Live packets are up to this late behind the wall clock (kernel to user space, a batch
+/// waiting for the read timeout): the timer closes a window only this long after it ended.
+pub const TICK_GRACE_NS: u64 = 2_000_000_000;
+
+/// One closed window of one device, with what the detector made of it (when there is one).
+pub struct Scored<'a> {
+    pub slot: DeviceId,
+    pub device: &'a Device,
+    pub start_ns: u64,
+    pub features: &'a Features,
+    pub outcome: Option<&'a Outcome>,
+}
+
+/// Engine counters.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Device-windows closed by the wall-clock timer (a quiet network), not by a packet.
+    pub timer_windows: u64,
+    /// Events produced.
+    pub events: u64,
+}
+
+/// The data path for one network.
+pub struct Engine {
+    pipeline: Pipeline,
+    link: LinkType,
+    detector: Option<Detector>,
+    events: Vec<Event>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    /// An engine reading frames of `link`; without a detector it only cuts windows.
+    pub fn new(
+        cfg: &PipelineConfig,
+        link: LinkType,
+        detector: Option<Detector>,
+    ) -> Result<Engine, String> {
+        Ok(Engine {
+            pipeline: Pipeline::new(cfg)?,
+            link,
+            detector,
+            events: Vec::new(),
+            stats: EngineStats::default(),
+        })
+    }
+
+    /// The link type of the packets that follow (a live interface reopened may change it).
+    pub fn set_link(&mut self, link: LinkType) {
+        self.link = link;
+    }
+
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    pub fn detector(&self) -> Option<&Detector> {
+        self.detector.as_ref()
+    }
+
+    pub fn detector_mut(&mut self) -> Option<&mut Detector> {
+        self.detector.as_mut()
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// Takes one packet through every stage; windows it closes go to `on` after scoring.
+    #[inline]
+    pub fn packet(&mut self, pkt: &Packet<'_>, on: &mut impl FnMut(Scored<'_>)) {
+        let (detector, events, stats) = (&mut self.detector, &mut self.events, &mut self.stats);
+        self.pipeline.packet(self.link, pkt, &mut |w| {
+            score(detector, events, stats, w, on)
+        });
+    }
+
+    /// The wall clock says `now_ns`: windows that ended more than [`TICK_GRACE_NS`] ago
+    /// close even though no packet came to close them.
+    pub fn tick(&mut self, now_ns: u64, on: &mut impl FnMut(Scored<'_>)) {
+        let (detector, events, stats) = (&mut self.detector, &mut self.events, &mut self.stats);
+        let mut closed = 0;
+        self.pipeline
+            .tick(now_ns.saturating_sub(TICK_GRACE_NS), &mut |w| {
+                closed += 1;
+                score(detector, events, stats, w, on)
+            });
+        self.stats.timer_windows += closed;
+    }
+
+    /// Closes the open window (end of a capture, or exit).
+    pub fn finish(&mut self, on: &mut impl FnMut(Scored<'_>)) {
+        let (detector, events, stats) = (&mut self.detector, &mut self.events, &mut self.stats);
+        self.pipeline
+            .finish(&mut |w| score(detector, events, stats, w, on));
+    }
+
+    /// The events produced since the last call, oldest first.
+    pub fn drain_events(&mut self) -> std::vec::Drain<'_, Event> {
+        self.events.drain(..)
+    }
+
+    /// Saves what the detector learned to `path`, atomically.
+    pub fn checkpoint(&mut self, path: &Path) -> Result<(), String> {
+        match &mut self.detector {
+            Some(d) => d.save(path),
+            None => Ok(()),
+        }
+    }
+
+    /// An owned view of the node and its devices, for a status page or metrics.
+    pub fn snapshot(&self) -> Status {
+        let p = &self.pipeline;
+        let st = p.stats();
+        let table = p.table();
+        let devices = table
+            .devices()
+            .map(|(id, d)| {
+                let view = self
+                    .detector
+                    .as_ref()
+                    .and_then(|det| det.view(id as usize, d.mac));
+                DeviceStatus {
+                    mac: d.mac.to_string(),
+                    name: d.identity.name().to_string(),
+                    vendor_class: d.identity.vendor_class.to_string(),
+                    ipv4: d.identity.ipv4.iter().map(|a| a.to_string()).collect(),
+                    ipv6: d.identity.ipv6.iter().map(|a| a.to_string()).collect(),
+                    first_seen: Rfc3339(d.first_seen_ns).to_string(),
+                    last_seen: Rfc3339(d.last_seen_ns).to_string(),
+                    packets_out: d.packets_out,
+                    packets_in: d.packets_in,
+                    score: view.as_ref().map(|v| v.score),
+                    threshold: view.as_ref().map(|v| v.threshold),
+                    threshold_source: view.as_ref().map(|v| v.source),
+                    incident: view.and_then(|v| v.incident),
+                }
+            })
+            .collect();
+        let det = self.detector.as_ref();
+        Status {
+            packets: st.packets,
+            bytes: st.bytes_wire,
+            malformed: st.malformed.iter().map(|(_, n)| n).sum(),
+            unattributed: st.unattributed,
+            last_packet: st.last_ts_ns.map(|t| Rfc3339(t).to_string()),
+            windows: p.windows().stats().closed,
+            timer_windows: self.stats.timer_windows,
+            devices_seen: table.stats().devices_seen,
+            evicted: table.stats().evicted,
+            gateways: table.gateways().iter().map(|m| m.to_string()).collect(),
+            learning: det.is_some_and(Detector::learning),
+            parked: det.map_or(0, Detector::parked),
+            parked_dropped: det.map_or(0, |d| d.stats().parked_dropped),
+            incidents_opened: det.map_or([0; 3], |d| d.stats().opened),
+            events: self.stats.events,
+            devices,
+        }
+    }
+}
+
+/// Scores one closed window and hands it to the observer; its events join the queue.
+fn score(
+    detector: &mut Option<Detector>,
+    events: &mut Vec<Event>,
+    stats: &mut EngineStats,
+    w: WindowOut<'_>,
+    on: &mut impl FnMut(Scored<'_>),
+) {
+    let Some(device) = w.table.get(w.closed.device) else {
+        return;
+    };
+    let outcome = detector.as_mut().map(|d| {
+        d.on_window(
+            w.closed.device as usize,
+            device,
+            w.closed.start_ns,
+            w.closed.features,
+        )
+    });
+    on(Scored {
+        slot: w.closed.device,
+        device,
+        start_ns: w.closed.start_ns,
+        features: w.closed.features,
+        outcome: outcome.as_ref(),
+    });
+    if let Some(o) = outcome {
+        stats.events += o.events.len() as u64;
+        events.extend(o.events);
+    }
+}
+
+/// Runs a whole capture file through `engine`, then closes its last window; scored windows
+/// go to `on`, events wait in the engine ([`Engine::drain_events`]). On a damaged capture,
+/// every packet before the damage is processed and the damage is returned.
+pub fn run_file(
+    engine: &mut Engine,
+    path: &Path,
+    filter: Option<&str>,
+    on: &mut impl FnMut(Scored<'_>),
+) -> Result<Option<CaptureError>, CaptureError> {
+    let mut source = Source::open_file(path, filter)?;
+    engine.set_link(source.link());
+    let size = std::fs::metadata(path).ok().map(|m| m.len());
+    let mut progress = Progress::new(source.name(), size);
+    let damage = loop {
+        match source.next() {
+            Ok(Some(pkt)) => {
+                engine.packet(&pkt, on);
+                let st = engine.pipeline.stats();
+                progress.tick(st.packets, st.bytes_captured + 16 * st.packets);
+            }
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    progress.done();
+    engine.finish(on);
+    Ok(damage)
+}
+
+/// The windows of a capture that start before `until_ns`, one sequence per device in MAC
+/// order (the model's training data).
+pub fn device_windows(
+    path: &Path,
+    cfg: &PipelineConfig,
+    until_ns: u64,
+) -> Result<Vec<Vec<Features>>, String> {
+    let mut by_mac: std::collections::BTreeMap<crate::wire::Mac, Vec<Features>> =
+        Default::default();
+    let mut engine = Engine::new(cfg, LinkType::Ethernet, None)?;
+    let on = &mut |w: Scored<'_>| {
+        if w.start_ns < until_ns {
+            by_mac.entry(w.device.mac).or_default().push(*w.features);
+        }
+    };
+    let damage = run_file(&mut engine, path, None, on).map_err(|e| e.to_string())?;
+    match damage {
+        Some(d) => Err(d.to_string()),
+        None => Ok(by_mac.into_values().collect()),
+    }
+}
+
+/// What a status page shows of the node.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Status {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets dropped because their link or network header was damaged.
+    pub malformed: u64,
+    pub unattributed: u64,
+    pub last_packet: Option<String>,
+    /// Device-windows closed.
+    pub windows: u64,
+    pub timer_windows: u64,
+    pub devices_seen: u64,
+    pub evicted: u64,
+    pub gateways: Vec<String>,
+    /// The network is in its learning period: nothing alerts yet.
+    pub learning: bool,
+    /// Devices out of the table whose learning is kept.
+    pub parked: usize,
+    pub parked_dropped: u64,
+    /// Incidents opened, by severity: low, medium, high.
+    pub incidents_opened: [u64; 3],
+    pub events: u64,
+    pub devices: Vec<DeviceStatus>,
+}
+
+/// One device on the status page.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    pub mac: String,
+    pub name: String,
+    pub vendor_class: String,
+    pub ipv4: Vec<String>,
+    pub ipv6: Vec<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub packets_out: u64,
+    pub packets_in: u64,
+    /// The last window's score, and the threshold it was judged against.
+    pub score: Option<f32>,
+    pub threshold: Option<f32>,
+    pub threshold_source: Option<ThresholdSource>,
+    /// The open incident's number.
+    pub incident: Option<u64>,
+}

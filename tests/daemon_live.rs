@@ -1,0 +1,459 @@
+//! `iotad run` on real interfaces: a veth pair the test makes, `iotad run` capturing on one
+//! end, synthesized captures played onto the other with tcpreplay (or frames written with
+//! libpcap and played the same way). Needs root, `ip` and `tcpreplay` (Debian: iproute2,
+//! tcpreplay); without them each test says so loudly and does nothing. Traffic stays on the
+//! test's own veth pair.
+
+mod common;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{s, scratch, synth};
+
+/// Why these tests cannot run here, if they cannot.
+fn cannot_run() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (veth pairs need CAP_NET_ADMIN)".into());
+    }
+    for tool in ["ip", "tcpreplay"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Some(format!("no {tool} (Debian: iproute2, tcpreplay)"));
+        }
+    }
+    None
+}
+
+macro_rules! need_root_and_tools {
+    ($test:expr) => {
+        if let Some(why) = cannot_run() {
+            eprintln!("\n*** SKIPPED {}: {why} ***\n", $test);
+            return;
+        }
+    };
+}
+
+/// A veth pair, deleted when dropped.
+struct Veth {
+    capture: String,
+    inject: String,
+}
+
+impl Veth {
+    fn new(tag: &str) -> Veth {
+        let id = std::process::id() % 100_000;
+        let v = Veth {
+            capture: format!("ic{tag}{id}"),
+            inject: format!("ij{tag}{id}"),
+        };
+        v.create();
+        v
+    }
+
+    fn create(&self) {
+        sh(&format!(
+            "ip link add {} type veth peer name {} && ip link set {} up && ip link set {} up",
+            self.capture, self.inject, self.capture, self.inject
+        ));
+        // IPv6 autoconfiguration would add the test host's own frames: keep the link quiet
+        for i in [&self.capture, &self.inject] {
+            let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{i}/disable_ipv6"), "1");
+        }
+    }
+
+    fn delete(&self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.capture])
+            .status();
+    }
+
+    /// Plays `pcap` onto the inject end at `speed` times its own pace (0: top speed).
+    fn play(&self, pcap: &Path, speed: f64) {
+        let mut cmd = Command::new("tcpreplay");
+        cmd.args(["-q", "-i", &self.inject]);
+        if speed > 0.0 {
+            cmd.arg(format!("--multiplier={speed}"));
+        } else {
+            cmd.arg("--topspeed");
+        }
+        let out = cmd.arg(pcap).output().expect("tcpreplay runs");
+        assert!(
+            out.status.success(),
+            "tcpreplay: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.delete();
+    }
+}
+
+fn sh(cmd: &str) {
+    let st = Command::new("sh").args(["-c", cmd]).status().unwrap();
+    assert!(st.success(), "{cmd}");
+}
+
+/// A running `iotad run`, its stderr going to a file.
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(dir: &Path, name: &str, args: &[&str]) -> Daemon {
+        let log = dir.join(format!("{name}.log"));
+        let child = common::iotad()
+            .arg("run")
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("iotad starts");
+        let d = Daemon {
+            child: Some(child),
+            log,
+        };
+        d.wait_for_log("capturing on", Duration::from_secs(10));
+        d
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_for_log(&self, what: &str, limit: Duration) {
+        let t = Instant::now();
+        while !self.log().contains(what) {
+            assert!(
+                t.elapsed() < limit,
+                "no {what:?} in the log within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// Resident memory, kB.
+    fn rss_kb(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// SIGTERM; returns how long it took to exit and whether it exited 0.
+    fn terminate(mut self) -> (Duration, bool, String) {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                break st;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "iotad did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        (t.elapsed(), status.success(), self.log())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn events(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON event per line"))
+        .collect()
+}
+
+/// The number in `log` just before `what` (as the exit summary prints its counters).
+fn count_before(log: &str, what: &str) -> u64 {
+    let at = log
+        .rfind(what)
+        .unwrap_or_else(|| panic!("no {what:?} in {log}"));
+    log[..at]
+        .split(|c: char| !c.is_ascii_digit())
+        .rfind(|w| !w.is_empty())
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+const SCANNER: &str = "02:10:00:00:00:00";
+
+#[test]
+fn a_scan_on_a_live_interface_is_alerted_and_a_restart_keeps_what_was_learned() {
+    need_root_and_tools!(
+        "a_scan_on_a_live_interface_is_alerted_and_a_restart_keeps_what_was_learned"
+    );
+    let dir = scratch("live-e2e");
+    let pcap = dir.join("net.pcap");
+    // three devices for half a minute, played at their own pace; the camera (device 0)
+    // scans after 20 s, when the first window has taught the devices what is normal
+    synth(&pcap, 3, 30, 3, &[&format!("portscan@20:{SCANNER}")]);
+    let veth = Veth::new("a");
+    let (ev, state) = (dir.join("events.jsonl"), dir.join("state.json"));
+    let args = [
+        "--interface",
+        &veth.capture,
+        "--events",
+        s(&ev),
+        "--state",
+        s(&state),
+        "--learning-windows",
+        "1",
+    ];
+    let d = Daemon::start(&dir, "first", &args);
+    veth.play(&pcap, 1.0);
+    let t = Instant::now();
+    let alert = loop {
+        let found = events(&ev).into_iter().find(|e| {
+            e["kind"] == "anomaly" && e["phase"] == "open" && e["device"]["mac"] == SCANNER
+        });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no anomaly for the scanner; events: {:?}\n{}",
+            events(&ev),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let named: Vec<&str> = alert["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    assert!(
+        named
+            .iter()
+            .any(|f| ["syn_out", "unanswered", "remote_ports", "remote_ips_syn"].contains(f)),
+        "the alert explains the scan: {named:?}"
+    );
+    assert!(alert["explanation"][0]["text"].as_str().unwrap().len() > 20);
+    let (took, clean, log) = d.terminate();
+    assert!(clean, "exit status 0 after SIGTERM:\n{log}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    assert!(state.exists(), "state saved at exit");
+    assert!(count_before(&log, "received and") > 0, "{log}");
+
+    // a restart restores what the devices learned: no device is new, none relearns
+    let learned: Vec<(String, Option<f64>)> = ["02:10:01:00:00:01", "02:10:02:00:00:02"]
+        .iter()
+        .map(|m| (m.to_string(), saved_threshold(&state, m)))
+        .collect();
+    assert!(learned.iter().all(|(_, t)| t.is_some()), "{learned:?}");
+    let before = events(&ev).len();
+    let d = Daemon::start(&dir, "second", &args);
+    let log = d.log();
+    assert!(count_before(&log, "devices learned from") >= 3, "{log}");
+    let benign = dir.join("benign.pcap");
+    synth(&benign, 3, 30, 3, &[]);
+    veth.play(&benign, 3.0);
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    let again = &events(&ev)[before..];
+    assert!(
+        again.iter().all(|e| e["kind"] != "new-device"),
+        "known devices are not announced again: {again:?}"
+    );
+    for (mac, threshold) in &learned {
+        assert_eq!(
+            saved_threshold(&state, mac),
+            *threshold,
+            "{mac} kept its threshold (no relearning):\n{log}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_deleted_and_recreated_interface_is_captured_again() {
+    need_root_and_tools!("a_deleted_and_recreated_interface_is_captured_again");
+    let dir = scratch("live-gone");
+    let pcap = dir.join("net.pcap");
+    synth(&pcap, 4, 20, 2, &[]);
+    let veth = Veth::new("b");
+    let d = Daemon::start(&dir, "gone", &["--interface", &veth.capture]);
+    veth.play(&pcap, 0.0);
+    veth.delete();
+    d.wait_for_log("retrying until it is back", Duration::from_secs(10));
+    veth.create();
+    let t = Instant::now();
+    while d.log().matches("capturing on").count() < 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "not reopened:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    veth.play(&pcap, 0.0);
+    std::thread::sleep(Duration::from_millis(500));
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    let mut file = pcap::Capture::from_file(&pcap).unwrap();
+    let mut sent = 0u64;
+    while file.next_packet().is_ok() {
+        sent += 1;
+    }
+    // both plays were captured (the first in full before the interface went away)
+    let captured = count_before(&log, "packets (");
+    assert_eq!(captured, 2 * sent, "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A pcap of one frame each from `macs` (UDP to the broadcast address), written with libpcap.
+fn write_frames(path: &Path, macs: impl Iterator<Item = [u8; 6]>) {
+    let cap = pcap::Capture::dead(pcap::Linktype::ETHERNET).unwrap();
+    let mut out = cap.savefile(path).unwrap();
+    for (i, mac) in macs.enumerate() {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&[0x08, 0x00]);
+        // IPv4 header (checksum filled below) and UDP 68 -> 67, no payload
+        let ip = [10, 99, (i >> 8) as u8, i as u8];
+        let mut h = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+        h.extend_from_slice(&ip);
+        h.extend_from_slice(&[255, 255, 255, 255]);
+        let sum = h
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum::<u32>();
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&h);
+        f.extend_from_slice(&[0, 68, 0, 67, 0, 8, 0, 0]);
+        let header = pcap::PacketHeader {
+            ts: libc::timeval {
+                tv_sec: 1_700_000_000,
+                tv_usec: i as libc::suseconds_t,
+            },
+            caplen: f.len() as u32,
+            len: f.len() as u32,
+        };
+        out.write(&pcap::Packet::new(&header, &f));
+    }
+    out.flush().unwrap();
+}
+
+/// The threshold the state file holds for `mac`.
+fn saved_threshold(state: &Path, mac: &str) -> Option<f64> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(state).ok()?).ok()?;
+    v["devices"].as_array()?.iter().find(|d| d["mac"] == mac)?["threshold"].as_f64()
+}
+
+#[test]
+fn a_flood_of_new_macs_keeps_memory_flat_and_learned_devices_learned() {
+    need_root_and_tools!("a_flood_of_new_macs_keeps_memory_flat_and_learned_devices_learned");
+    let dir = scratch("live-churn");
+    let pcap = dir.join("net.pcap");
+    synth(&pcap, 5, 40, 3, &[]);
+    let (flood1, flood2) = (dir.join("flood1.pcap"), dir.join("flood2.pcap"));
+    let mac = |n: u32| [0x0a, 0xf1, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8];
+    write_frames(&flood1, (0..2000).map(mac));
+    write_frames(&flood2, (2000..4000).map(mac));
+    let veth = Veth::new("c");
+    let state = dir.join("state.json");
+    let cfg = dir.join("config.json");
+    std::fs::File::create(&cfg)
+        .unwrap()
+        .write_all(br#"{"state": {"checkpoint_secs": 1}, "detect": {"learning_windows": 2}}"#)
+        .unwrap();
+    let d = Daemon::start(
+        &dir,
+        "churn",
+        &[
+            "--config",
+            s(&cfg),
+            "--interface",
+            &veth.capture,
+            "--state",
+            s(&state),
+        ],
+    );
+    // the devices learn (two windows of learning, then one more for each threshold)
+    veth.play(&pcap, 1.0);
+    let device = "02:10:01:00:00:01";
+    let t = Instant::now();
+    let learned = loop {
+        if let Some(th) = saved_threshold(&state, device) {
+            break th;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "{device} never learned:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    veth.play(&flood1, 0.0);
+    std::thread::sleep(Duration::from_secs(2));
+    let rss1 = d.rss_kb();
+    veth.play(&flood2, 0.0);
+    std::thread::sleep(Duration::from_secs(2));
+    let rss2 = d.rss_kb();
+    // the device comes back after 4,000 strangers went through a 256-slot table
+    veth.play(&pcap, 4.0);
+    std::thread::sleep(Duration::from_secs(2));
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    assert!(
+        rss2 <= rss1 + 1024,
+        "RSS after 2,000 new MACs {rss1} kB, after 4,000 {rss2} kB"
+    );
+    assert!(count_before(&log, "devices,") <= 256, "{log}");
+    assert_eq!(
+        saved_threshold(&state, device),
+        Some(learned),
+        "the device kept its threshold:\n{log}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_quiet_network_still_has_its_windows_closed_by_the_clock() {
+    need_root_and_tools!("a_quiet_network_still_has_its_windows_closed_by_the_clock");
+    let dir = scratch("live-quiet");
+    let pcap = dir.join("net.pcap");
+    synth(&pcap, 6, 5, 2, &[]);
+    let veth = Veth::new("d");
+    let d = Daemon::start(&dir, "quiet", &["--interface", &veth.capture]);
+    veth.play(&pcap, 0.0);
+    // then nothing for two and a half windows
+    std::thread::sleep(Duration::from_secs(25));
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    let timer = count_before(&log, "closed by the timer");
+    let windows = count_before(&log, "windows (");
+    assert!(timer >= 2, "windows closed by the clock: {timer}\n{log}");
+    assert!(windows > timer, "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
