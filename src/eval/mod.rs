@@ -4,12 +4,14 @@
 //! The manifest is read strictly ([`manifest`]): an unknown key, or a ground-truth display
 //! filter that [`filter`] cannot read, is an error (`--lenient` lets such a filter go with a
 //! warning, and the attacker's every packet of the attack's time range counts).
-//! Windows are labelled from the manifest: positive, a window of an attacking device (by MAC
-//! or IP) holding attack packets it sent (packets of the attack's time range that match the
-//! ground truth's display filter; without a filter, any packet it sent in the time range);
-//! negative, every window of a device that is neither attacker nor victim; victims (the
-//! stations the ground truth names and those the attack packets were addressed to) are left
-//! out of the AUC.
+//! Windows are labelled from the manifest: positive, a window of an attacking device (by MAC,
+//! or by IP where it has one of its own: a DHCP client sending from 0.0.0.0 is known by its
+//! MAC alone) holding attack packets it sent (packets of the attack's time range that match
+//! the ground truth's display filter; without a filter, any packet it sent in the time
+//! range); negative, every window of a device that is neither attacker nor victim. Victims
+//! are left out of the AUC: the stations the ground truth names, and those the attack
+//! packets were addressed to, known by their destination MAC, so that a victim the ground
+//! truth names only by IP is one even when it only receives and no IP is learned for it.
 //! Reported per capture: window ROC AUC, whether the attack was alerted and how soon, the
 //! share of attack windows alerted on, false alerts per benign device-hour, and the
 //! feature the first alert named. The detector learns on the benign prefix before the attack
@@ -40,19 +42,31 @@ use filter::Filter;
 pub struct Attack {
     pub kind: String,
     pub attacker_mac: Option<Mac>,
+    /// The attacker's addresses; none where its packets carry none of its own (a DHCP client
+    /// sending from 0.0.0.0, spoofed sources): the MAC alone names it then.
     pub attacker_ips: Vec<IpAddr>,
     pub victim_macs: Vec<Mac>,
     pub victim_ips: Vec<IpAddr>,
+    /// First and last attack packet, to the microsecond the manifest gives.
     pub start_ns: u64,
     pub end_ns: u64,
     /// The ground truth's display filter of the attack's packets, when it has one.
     pub filter: Option<Filter>,
 }
 
+/// How far outside an attack's time range a packet may be and still belong to it: the
+/// manifest gives times to the microsecond, and nanosecond captures were rounded to it.
+const TIME_SLACK_NS: u64 = 1_000;
+
 impl Attack {
     /// Whether the station with this MAC and these addresses is this attack's attacker.
     fn by(&self, mac: &Mac, ips: &[IpAddr]) -> bool {
         self.attacker_mac == Some(*mac) || self.attacker_ips.iter().any(|ip| ips.contains(ip))
+    }
+
+    /// Whether a packet at `ts_ns` falls in the attack's time range.
+    fn during(&self, ts_ns: u64) -> bool {
+        ts_ns + TIME_SLACK_NS >= self.start_ns && ts_ns <= self.end_ns + TIME_SLACK_NS
     }
 }
 
@@ -79,15 +93,23 @@ fn without_remarks(text: &str) -> String {
     out
 }
 
+/// Whether an address can be a station's own: not 0.0.0.0, broadcast or multicast.
+fn names_a_station(ip: &IpAddr) -> bool {
+    let broadcast = matches!(ip, IpAddr::V4(a) if a.is_broadcast());
+    !(ip.is_unspecified() || ip.is_multicast() || broadcast)
+}
+
 /// The station addresses of a manifest's `ip` text: a comma-separated list, remarks in
 /// parentheses dropped. Words (`spoofed`, `SNMP reflectors`) name no address, a network
-/// (`192.168.1.0/24`, what a sweep covers) no one station; what starts like an address and
-/// is none is an error.
+/// (`192.168.1.0/24`, what a sweep covers) no one station, and 0.0.0.0, broadcast and
+/// multicast addresses no station; what starts like an address and is none is an error.
 fn station_ips(text: &str) -> Result<Vec<IpAddr>, String> {
     let mut out = Vec::new();
     for item in without_remarks(text).split(',').map(str::trim) {
         if let Ok(ip) = item.parse::<IpAddr>() {
-            out.push(ip);
+            if names_a_station(&ip) {
+                out.push(ip);
+            }
             continue;
         }
         let network = item
@@ -113,9 +135,11 @@ fn station_macs(text: &str) -> Result<Vec<Mac>, String> {
     Ok(out)
 }
 
-/// Epoch seconds as nanoseconds.
+/// Epoch seconds as nanoseconds, to the microsecond: the manifest's times have six
+/// decimals, and an f64 cannot hold nanoseconds since 1970 (1574110025.296436 is
+/// 1574110025.296435968 as an f64: a packet stamped .296436 would fall outside its range).
 fn epoch_ns(seconds: f64) -> u64 {
-    (seconds * 1e9) as u64
+    (seconds * 1e6).round() as u64 * 1_000
 }
 
 /// One label's attack; `file` names its capture in a warning.
@@ -529,10 +553,14 @@ pub fn evaluate(
 #[derive(Default)]
 struct AttackPackets {
     /// Per attack, the windows (start / window length) holding packets that match its filter
-    /// and that the attacker sent, within its time range; `None` without a filter.
+    /// and that the attacker sent (by its MAC, or from one of its IPs), within its time range;
+    /// `None` without a filter.
     windows: Vec<Option<BTreeSet<u64>>>,
-    /// Stations those packets were addressed to (not broadcast or multicast): victims, or the
-    /// victim's way out, even where the ground truth names only the victim's IP.
+    /// Stations the attack's packets were addressed to (unicast MACs): those of the packets
+    /// the attacker sent that match the filter (victims, or the victim's way out), and those
+    /// of packets that match it and are addressed to a victim's IP (also without a filter,
+    /// from the attacker's packets of the time range). A victim the manifest names only by
+    /// IP is known by its MAC so, even when it never sends and no IP is learned for it.
     victim_macs: BTreeSet<Mac>,
 }
 
@@ -543,7 +571,11 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
         .map(|a| a.filter.as_ref().map(|_| BTreeSet::new()))
         .collect();
     let mut victim_macs = BTreeSet::new();
-    if sets.iter().all(Option::is_none) {
+    let nothing_to_learn = c
+        .attacks
+        .iter()
+        .all(|a| a.filter.is_none() && a.victim_ips.is_empty());
+    if nothing_to_learn {
         return Ok(AttackPackets {
             windows: sets,
             victim_macs,
@@ -555,20 +587,29 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
         let Ok(s) = crate::wire::parse(link, &p) else {
             continue;
         };
-        let src_ip = match s.net {
-            crate::wire::Net::Ip { src, .. } => Some(src),
-            _ => None,
+        let (src_ip, dst_ip) = match s.net {
+            crate::wire::Net::Ip { src, dst, .. } => (Some(src), Some(dst)),
+            crate::wire::Net::Arp(a) => (None, Some(crate::wire::v4(a.target_ip))),
+            crate::wire::Net::Other(_) => (None, None),
         };
         for (a, set) in c.attacks.iter().zip(sets.iter_mut()) {
-            let (Some(f), Some(set)) = (&a.filter, set.as_mut()) else {
+            if !a.during(s.ts_ns) {
                 continue;
-            };
+            }
             let sent = a.by(&s.src_mac, src_ip.as_slice());
-            if sent && (a.start_ns..=a.end_ns).contains(&s.ts_ns) && f.matches(&s) {
-                set.insert(s.ts_ns / window_ns);
-                if !s.dst_mac.is_multicast() && s.dst_mac != Mac::UNKNOWN {
-                    victim_macs.insert(s.dst_mac);
+            let to_victim = dst_ip.is_some_and(|ip| a.victim_ips.contains(&ip));
+            let learn = match (&a.filter, set) {
+                (Some(f), Some(set)) => {
+                    let matched = f.matches(&s);
+                    if matched && sent {
+                        set.insert(s.ts_ns / window_ns);
+                    }
+                    matched && (sent || to_victim)
                 }
+                _ => sent && to_victim,
+            };
+            if learn && s.dst_mac.is_unicast() {
+                victim_macs.insert(s.dst_mac);
             }
         }
     }
@@ -709,6 +750,7 @@ pub fn agreement(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synth::frames;
     use std::net::Ipv4Addr;
 
     fn scratch(name: &str) -> PathBuf {
@@ -735,7 +777,10 @@ mod tests {
         for none in [
             "spoofed (thousands of sources)",
             "SNMP reflectors (thousands)",
+            "0.0.0.0",
+            "255.255.255.255 (any DHCP server on the LAN)",
             "192.168.1.0/24",
+            "224.0.0.251",
         ] {
             assert!(station_ips(none).unwrap().is_empty(), "{none}");
         }
@@ -750,6 +795,9 @@ mod tests {
         );
         assert!(station_macs("ff:ff:ff:ff:ff:ff").unwrap().is_empty());
         assert!(station_macs("b0:7f:b9:4e:f0").is_err());
+        // the f64 of these seconds is 1574110025.296435968
+        assert_eq!(epoch_ns(1574110025.296436), 1_574_110_025_296_436_000);
+        assert_eq!(epoch_ns(1615221600.0), 1_615_221_600_000_000_000);
     }
 
     const LABEL: &str = r#"{"kind": "port-scan-tcp-ack",
@@ -842,5 +890,162 @@ mod tests {
                 assert!(a.attacker_mac.is_some() || !a.attacker_ips.is_empty());
             }
         }
+    }
+
+    /// Writes `frames` (nanosecond times, bytes) as a pcap file.
+    fn pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+        let dead =
+            pcap::Capture::dead_with_precision(pcap::Linktype::ETHERNET, pcap::Precision::Nano)
+                .unwrap();
+        let mut file = dead.savefile(path).unwrap();
+        for (ts, data) in frames {
+            let header = pcap::PacketHeader {
+                ts: libc::timeval {
+                    tv_sec: (ts / 1_000_000_000) as _,
+                    tv_usec: (ts % 1_000_000_000) as _,
+                },
+                caplen: data.len() as u32,
+                len: data.len() as u32,
+            };
+            file.write(&pcap::Packet::new(&header, data));
+        }
+        file.flush().unwrap();
+    }
+
+    #[test]
+    fn attackers_without_an_ip_and_victims_that_only_receive_are_recognised() {
+        let dir = scratch("roles");
+        let mac = |s: &str| Mac::parse(s).unwrap();
+        let (scanner, target, gateway, dhcp) = (
+            mac("02:00:00:00:00:01"),
+            mac("02:00:00:00:00:02"),
+            mac("02:00:00:00:00:03"),
+            mac("de:ad:be:ef:aa:bb"),
+        );
+        let ip = Ipv4Addr::new;
+        let (scanner_ip, target_ip) = (ip(10, 0, 0, 9), ip(10, 0, 0, 1));
+        let ack = crate::wire::tcp::flags::ACK;
+        let s = 1_000_000_000;
+        let t0 = 1_615_221_600 * s;
+        let frames = [
+            // the scanner's ACK probes to a target that never answers
+            (
+                t0,
+                frames::tcp(
+                    scanner,
+                    target,
+                    scanner_ip,
+                    target_ip,
+                    40000,
+                    80,
+                    ack,
+                    1,
+                    &[],
+                ),
+            ),
+            (
+                t0 + 15 * s,
+                frames::tcp(
+                    scanner,
+                    target,
+                    scanner_ip,
+                    target_ip,
+                    40000,
+                    81,
+                    ack,
+                    1,
+                    &[],
+                ),
+            ),
+            // the scanner's own traffic through the gateway: not the attack
+            (
+                t0 + 16 * s,
+                frames::udp(
+                    scanner,
+                    gateway,
+                    scanner_ip,
+                    ip(8, 8, 8, 8),
+                    5000,
+                    53,
+                    &[0; 12],
+                ),
+            ),
+            // a DHCP flood from 0.0.0.0, its last request a nanosecond-stamped 200 ns after
+            // the microsecond the manifest gives
+            (
+                t0 + 30 * s,
+                frames::udp(
+                    dhcp,
+                    Mac::BROADCAST,
+                    ip(0, 0, 0, 0),
+                    ip(255, 255, 255, 255),
+                    68,
+                    67,
+                    &[],
+                ),
+            ),
+            (
+                t0 + 41 * s + 200,
+                frames::udp(
+                    dhcp,
+                    Mac::BROADCAST,
+                    ip(0, 0, 0, 0),
+                    ip(255, 255, 255, 255),
+                    68,
+                    67,
+                    &[],
+                ),
+            ),
+            // a benign client of the same DHCP server
+            (
+                t0 + 41 * s,
+                frames::udp(
+                    gateway,
+                    Mac::BROADCAST,
+                    ip(0, 0, 0, 0),
+                    ip(255, 255, 255, 255),
+                    68,
+                    67,
+                    &[],
+                ),
+            ),
+        ]
+        .map(|(t, f)| (t, f.bytes));
+        pcap(&dir.join("attack.pcap"), &frames);
+        let scan = r#"{"kind": "port-scan-tcp-ack",
+            "attacker": {"mac": "02:00:00:00:00:01", "ip": "10.0.0.9"},
+            "victim": {"ip": "10.0.0.1, 10.0.0.2 (never seen)"},
+            "filter": "ip.src==10.0.0.9 && ip.dst in {10.0.0.1,10.0.0.2} && tcp.flags.ack==1",
+            "time_range": {"start_epoch": 1615221600.0, "end_epoch": 1615221615.0}}"#;
+        let flood = r#"{"kind": "dhcp-flood",
+            "attacker": {"mac": "de:ad:be:ef:aa:bb", "ip": "0.0.0.0"},
+            "victim": {"mac": "ff:ff:ff:ff:ff:ff", "ip": "255.255.255.255 (any DHCP server)"},
+            "filter": "eth.src==de:ad:be:ef:aa:bb && udp.dstport==67",
+            "time_range": {"start_epoch": 1615221630.0, "end_epoch": 1615221641.0}}"#;
+        let path = manifest_with(&dir, &format!("{scan}, {flood}"));
+        let c = &read_manifest(&path, false).unwrap()[1];
+        assert!(
+            c.attacks[1].attacker_ips.is_empty(),
+            "0.0.0.0 is nobody's address"
+        );
+        let window = 10 * s;
+        let truth = attack_packets(c, window).unwrap();
+        let w = |t: u64| t / window;
+        assert_eq!(
+            truth.windows,
+            [
+                Some(BTreeSet::from([w(t0), w(t0 + 15 * s)])),
+                Some(BTreeSet::from([w(t0 + 30 * s), w(t0 + 41 * s)])),
+            ]
+        );
+        // the target only receives: known by the MAC its probes were sent to
+        assert_eq!(truth.victim_macs, BTreeSet::from([target]));
+        // without a filter (--lenient), a victim named by IP is still found by its MAC
+        let mut lenient = c.clone();
+        lenient.attacks.iter_mut().for_each(|a| a.filter = None);
+        let truth = attack_packets(&lenient, window).unwrap();
+        assert_eq!(truth.windows, [None, None]);
+        assert_eq!(truth.victim_macs, BTreeSet::from([target]));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
