@@ -265,6 +265,10 @@ pub struct EvalArgs {
     /// on a Pi's own windows does), then evaluate the fine-tuned model
     #[argh(switch)]
     pub finetune: bool,
+    /// a ground-truth filter that does not parse is a warning, not an error: every packet
+    /// its attacker sends during the attack counts then
+    #[argh(switch)]
+    pub lenient: bool,
     /// print JSON instead of a table
     #[argh(switch)]
     pub json: bool,

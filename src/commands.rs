@@ -379,7 +379,7 @@ pub fn train(a: TrainArgs) -> CmdResult {
 
 pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
     let m = model::file::load_for(a.model.as_deref(), a.f32)?;
-    let captures = crate::eval::read_manifest(&a.manifest)?;
+    let captures = crate::eval::read_manifest(&a.manifest, a.lenient)?;
     if let Some(other) = &a.compare {
         let o = model::file::load(other)?;
         println!(

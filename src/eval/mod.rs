@@ -1,12 +1,17 @@
 //! `iotad eval`: how well detection works on labelled captures (the format of
 //! `../shared/data/MANIFEST.json`), for the model and for a z-score baseline side by side.
 //!
-//! Windows are labelled from the manifest: positive, a window of an attacking device (by MAC
-//! or IP) holding attack packets it sent (packets of the attack's time range that match the
-//! ground truth's display filter, read by [`filter`]; without a filter, any packet it sent
-//! in the time range); negative, every window of a device that is neither attacker nor
-//! victim; victims (the stations the ground truth names and those the attack packets were
-//! addressed to) are left out of the AUC.
+//! The manifest is read strictly ([`manifest`]): an unknown key, or a ground-truth display
+//! filter that [`filter`] cannot read, is an error (`--lenient` lets such a filter go with a
+//! warning, and the attacker's every packet of the attack's time range counts).
+//! Windows are labelled from the manifest: positive, a window of an attacking device (by MAC,
+//! or by IP where it has one of its own: a DHCP client sending from 0.0.0.0 is known by its
+//! MAC alone) holding attack packets it sent (packets of the attack's time range that match
+//! the ground truth's display filter; without a filter, any packet it sent in the time
+//! range); negative, every window of a device that is neither attacker nor victim. Victims
+//! are left out of the AUC: the stations the ground truth names, and those the attack
+//! packets were addressed to, known by their destination MAC, so that a victim the ground
+//! truth names only by IP is one even when it only receives and no IP is learned for it.
 //! Reported per capture: window ROC AUC, whether the attack was alerted and how soon, the
 //! share of attack windows alerted on, false alerts per benign device-hour, and the
 //! feature the first alert named. The detector learns on the benign prefix before the attack
@@ -15,6 +20,7 @@
 
 pub mod baseline;
 pub mod filter;
+pub mod manifest;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -36,19 +42,31 @@ use filter::Filter;
 pub struct Attack {
     pub kind: String,
     pub attacker_mac: Option<Mac>,
+    /// The attacker's addresses; none where its packets carry none of its own (a DHCP client
+    /// sending from 0.0.0.0, spoofed sources): the MAC alone names it then.
     pub attacker_ips: Vec<IpAddr>,
     pub victim_macs: Vec<Mac>,
     pub victim_ips: Vec<IpAddr>,
+    /// First and last attack packet, to the microsecond the manifest gives.
     pub start_ns: u64,
     pub end_ns: u64,
     /// The ground truth's display filter of the attack's packets, when it has one.
     pub filter: Option<Filter>,
 }
 
+/// How far outside an attack's time range a packet may be and still belong to it: the
+/// manifest gives times to the microsecond, and nanosecond captures were rounded to it.
+const TIME_SLACK_NS: u64 = 1_000;
+
 impl Attack {
     /// Whether the station with this MAC and these addresses is this attack's attacker.
     fn by(&self, mac: &Mac, ips: &[IpAddr]) -> bool {
         self.attacker_mac == Some(*mac) || self.attacker_ips.iter().any(|ip| ips.contains(ip))
+    }
+
+    /// Whether a packet at `ts_ns` falls in the attack's time range.
+    fn during(&self, ts_ns: u64) -> bool {
+        ts_ns + TIME_SLACK_NS >= self.start_ns && ts_ns <= self.end_ns + TIME_SLACK_NS
     }
 }
 
@@ -60,55 +78,144 @@ pub struct Labelled {
     pub attacks: Vec<Attack>,
 }
 
-fn list<T>(v: &serde_json::Value, parse: impl Fn(&str) -> Option<T>) -> Vec<T> {
-    v.as_str()
-        .map(|s| s.split(',').filter_map(|x| parse(x.trim())).collect())
-        .unwrap_or_default()
+/// Drops the remarks in parentheses of a manifest's address text.
+fn without_remarks(text: &str) -> String {
+    let mut out = String::new();
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
-/// Reads a manifest; capture paths are relative to its folder.
-pub fn read_manifest(path: &Path) -> Result<Vec<Labelled>, String> {
+/// Whether an address can be a station's own: not 0.0.0.0, broadcast or multicast.
+fn names_a_station(ip: &IpAddr) -> bool {
+    let broadcast = matches!(ip, IpAddr::V4(a) if a.is_broadcast());
+    !(ip.is_unspecified() || ip.is_multicast() || broadcast)
+}
+
+/// The station addresses of a manifest's `ip` text: a comma-separated list, remarks in
+/// parentheses dropped. Words (`spoofed`, `SNMP reflectors`) name no address, a network
+/// (`192.168.1.0/24`, what a sweep covers) no one station, and 0.0.0.0, broadcast and
+/// multicast addresses no station; what starts like an address and is none is an error.
+fn station_ips(text: &str) -> Result<Vec<IpAddr>, String> {
+    let mut out = Vec::new();
+    for item in without_remarks(text).split(',').map(str::trim) {
+        if let Ok(ip) = item.parse::<IpAddr>() {
+            if names_a_station(&ip) {
+                out.push(ip);
+            }
+            continue;
+        }
+        let network = item
+            .split_once('/')
+            .is_some_and(|(a, bits)| a.parse::<IpAddr>().is_ok() && bits.parse::<u8>().is_ok());
+        if !network && (item.starts_with(|c: char| c.is_ascii_digit()) || item.contains(':')) {
+            return Err(format!("{item:?} is not an IP address"));
+        }
+    }
+    Ok(out)
+}
+
+/// The unicast MACs of a manifest's `mac` text (a comma-separated list); broadcast names
+/// no station.
+fn station_macs(text: &str) -> Result<Vec<Mac>, String> {
+    let mut out = Vec::new();
+    for item in without_remarks(text).split(',').map(str::trim) {
+        let m = Mac::parse(item).ok_or_else(|| format!("{item:?} is not a MAC address"))?;
+        if m.is_unicast() {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// Epoch seconds as nanoseconds, to the microsecond: the manifest's times have six
+/// decimals, and an f64 cannot hold nanoseconds since 1970 (1574110025.296436 is
+/// 1574110025.296435968 as an f64: a packet stamped .296436 would fall outside its range).
+fn epoch_ns(seconds: f64) -> u64 {
+    (seconds * 1e6).round() as u64 * 1_000
+}
+
+/// One label's attack; `file` names its capture in a warning.
+fn attack(l: &manifest::Label, file: &str, lenient: bool) -> Result<Attack, String> {
+    let macs = |m: &Option<String>| m.as_deref().map_or(Ok(Vec::new()), station_macs);
+    let ips = |m: &Option<String>| m.as_deref().map_or(Ok(Vec::new()), station_ips);
+    let attacker_macs = macs(&l.attacker.mac).map_err(|e| format!("attacker: {e}"))?;
+    if attacker_macs.len() > 1 {
+        return Err("attacker: more than one MAC".into());
+    }
+    let (start_ns, end_ns) = (
+        epoch_ns(l.time_range.start_epoch),
+        epoch_ns(l.time_range.end_epoch),
+    );
+    if end_ns < start_ns {
+        return Err("time_range: it ends before it starts".into());
+    }
+    let filter = match l.filter.as_deref().map(Filter::parse) {
+        Some(Ok(f)) => Some(f),
+        Some(Err(e)) if lenient => {
+            log::warn!("{file}: {e}; every packet the attacker sends during the attack counts");
+            None
+        }
+        Some(Err(e)) => {
+            return Err(format!(
+                "{e} (--lenient: warn and count every packet the attacker sends during the attack)"
+            ))
+        }
+        None => None,
+    };
+    Ok(Attack {
+        kind: l.kind.clone(),
+        attacker_mac: attacker_macs.first().copied(),
+        attacker_ips: ips(&l.attacker.ip).map_err(|e| format!("attacker: {e}"))?,
+        victim_macs: macs(&l.victim.mac).map_err(|e| format!("victim: {e}"))?,
+        victim_ips: ips(&l.victim.ip).map_err(|e| format!("victim: {e}"))?,
+        start_ns,
+        end_ns,
+        filter,
+    })
+}
+
+/// Reads a manifest ([`manifest::Manifest`]); capture paths are relative to its folder. An
+/// unknown key, or a label's display filter that does not parse, is an error; `lenient`
+/// lets such a filter go with a warning (the attacker's every packet in the attack's time
+/// range counts then).
+pub fn read_manifest(path: &Path, lenient: bool) -> Result<Vec<Labelled>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
-    let m: serde_json::Value =
+    let m: manifest::Manifest =
         serde_json::from_str(&text).map_err(|e| format!("manifest {}: {e}", path.display()))?;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let caps = m["captures"]
-        .as_array()
-        .ok_or_else(|| format!("manifest {}: no captures list", path.display()))?;
     let mut out = Vec::new();
-    for c in caps {
-        let file = c["file"]
-            .as_str()
-            .ok_or("manifest: a capture without file")?;
-        let mut attacks = Vec::new();
-        if let Some(gt) = c["ground_truth"].as_array() {
-            for g in gt {
-                let ns = |k: &str| (g["time_range"][k].as_f64().unwrap_or(0.0) * 1e9) as u64;
-                attacks.push(Attack {
-                    kind: g["kind"].as_str().unwrap_or("?").to_string(),
-                    attacker_mac: g["attacker"]["mac"].as_str().and_then(Mac::parse),
-                    attacker_ips: list(&g["attacker"]["ip"], |s| s.parse().ok()),
-                    victim_macs: list(&g["victim"]["mac"], Mac::parse),
-                    victim_ips: list(&g["victim"]["ip"], |s| s.parse().ok()),
-                    start_ns: ns("start_epoch"),
-                    end_ns: ns("end_epoch"),
-                    filter: match g["filter"].as_str().map(Filter::parse) {
-                        Some(Ok(f)) => Some(f),
-                        Some(Err(e)) => {
-                            log::warn!(
-                                "{file}: {e}; every packet the attacker sends during the attack counts"
-                            );
-                            None
-                        }
-                        None => None,
-                    },
-                });
-            }
-        }
+    for c in &m.captures {
+        let labels = match &c.ground_truth {
+            manifest::GroundTruth::Benign => &[][..],
+            manifest::GroundTruth::Attacks(l) => l,
+        };
+        let attacks = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                attack(l, &c.file, lenient).map_err(|e| {
+                    format!(
+                        "manifest {}: {}: ground truth {} ({}): {e}",
+                        path.display(),
+                        c.file,
+                        i + 1,
+                        l.kind
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
         out.push(Labelled {
-            file: dir.join(file),
-            kind: c["type"].as_str().unwrap_or("?").to_string(),
+            file: dir.join(&c.file),
+            kind: c.kind.clone(),
             attacks,
         });
     }
@@ -442,10 +549,14 @@ pub fn evaluate(
 #[derive(Default)]
 struct AttackPackets {
     /// Per attack, the windows (start / window length) holding packets that match its filter
-    /// and that the attacker sent, within its time range; `None` without a filter.
+    /// and that the attacker sent (by its MAC, or from one of its IPs), within its time range;
+    /// `None` without a filter.
     windows: Vec<Option<BTreeSet<u64>>>,
-    /// Stations those packets were addressed to (not broadcast or multicast): victims, or the
-    /// victim's way out, even where the ground truth names only the victim's IP.
+    /// Stations the attack's packets were addressed to (unicast MACs): those of the packets
+    /// the attacker sent that match the filter (victims, or the victim's way out), and those
+    /// of packets that match it and are addressed to a victim's IP (also without a filter,
+    /// from the attacker's packets of the time range). A victim the manifest names only by
+    /// IP is known by its MAC so, even when it never sends and no IP is learned for it.
     victim_macs: BTreeSet<Mac>,
 }
 
@@ -456,7 +567,11 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
         .map(|a| a.filter.as_ref().map(|_| BTreeSet::new()))
         .collect();
     let mut victim_macs = BTreeSet::new();
-    if sets.iter().all(Option::is_none) {
+    let nothing_to_learn = c
+        .attacks
+        .iter()
+        .all(|a| a.filter.is_none() && a.victim_ips.is_empty());
+    if nothing_to_learn {
         return Ok(AttackPackets {
             windows: sets,
             victim_macs,
@@ -468,20 +583,29 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
         let Ok(s) = crate::wire::parse(link, &p) else {
             continue;
         };
-        let src_ip = match s.net {
-            crate::wire::Net::Ip { src, .. } => Some(src),
-            _ => None,
+        let (src_ip, dst_ip) = match s.net {
+            crate::wire::Net::Ip { src, dst, .. } => (Some(src), Some(dst)),
+            crate::wire::Net::Arp(a) => (None, Some(crate::wire::v4(a.target_ip))),
+            crate::wire::Net::Other(_) => (None, None),
         };
         for (a, set) in c.attacks.iter().zip(sets.iter_mut()) {
-            let (Some(f), Some(set)) = (&a.filter, set.as_mut()) else {
+            if !a.during(s.ts_ns) {
                 continue;
-            };
+            }
             let sent = a.by(&s.src_mac, src_ip.as_slice());
-            if sent && (a.start_ns..=a.end_ns).contains(&s.ts_ns) && f.matches(&s) {
-                set.insert(s.ts_ns / window_ns);
-                if !s.dst_mac.is_multicast() && s.dst_mac != Mac::UNKNOWN {
-                    victim_macs.insert(s.dst_mac);
+            let to_victim = dst_ip.is_some_and(|ip| a.victim_ips.contains(&ip));
+            let learn = match (&a.filter, set) {
+                (Some(f), Some(set)) => {
+                    let matched = f.matches(&s);
+                    if matched && sent {
+                        set.insert(s.ts_ns / window_ns);
+                    }
+                    matched && (sent || to_victim)
                 }
+                _ => sent && to_victim,
+            };
+            if learn && s.dst_mac.is_unicast() {
+                victim_macs.insert(s.dst_mac);
             }
         }
     }
@@ -614,4 +738,307 @@ pub fn agreement(
         alerts_b: opens_b.len(),
         same_alerts: opens_a == opens_b,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::frames;
+    use std::net::Ipv4Addr;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("iotad-eval-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn write(path: &Path, text: &str) {
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn reads_the_manifests_address_texts() {
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert_eq!(
+            station_ips("10.0.0.1, 10.0.0.2, 10.0.0.254").unwrap(),
+            [ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.254")]
+        );
+        assert_eq!(
+            station_ips("94.23.199.191, 116.211.167.195 (mining pools, port 3333)").unwrap(),
+            [ip("94.23.199.191"), ip("116.211.167.195")]
+        );
+        for none in [
+            "spoofed (thousands of sources)",
+            "SNMP reflectors (thousands)",
+            "0.0.0.0",
+            "255.255.255.255 (any DHCP server on the LAN)",
+            "192.168.1.0/24",
+            "224.0.0.251",
+        ] {
+            assert!(station_ips(none).unwrap().is_empty(), "{none}");
+        }
+        assert!(station_ips("10.0.0.1 10.0.0.2").is_err());
+        assert!(station_ips("10.0.0.1o").is_err());
+        assert_eq!(
+            station_macs("b0:7f:b9:4e:f0:9c, dc:f5:05:75:0b:cd").unwrap(),
+            [
+                Mac::parse("b0:7f:b9:4e:f0:9c").unwrap(),
+                Mac::parse("dc:f5:05:75:0b:cd").unwrap()
+            ]
+        );
+        assert!(station_macs("ff:ff:ff:ff:ff:ff").unwrap().is_empty());
+        assert!(station_macs("b0:7f:b9:4e:f0").is_err());
+        // the f64 of these seconds is 1574110025.296435968
+        assert_eq!(epoch_ns(1574110025.296436), 1_574_110_025_296_436_000);
+        assert_eq!(epoch_ns(1615221600.0), 1_615_221_600_000_000_000);
+    }
+
+    const LABEL: &str = r#"{"kind": "port-scan-tcp-ack",
+        "attacker": {"mac": "02:00:00:00:00:01", "ip": "10.0.0.9", "note": "n"},
+        "victim": {"ip": "10.0.0.1"},
+        "filter": "FILTER",
+        "time_range": {"start": "s", "end": "e", "start_epoch": 100.0, "end_epoch": 200.5},
+        "packets": 3, "tool": "t", "check": "c",
+        "evidence": {"probe_filter": "tcp", "probe_packets": 3, "distinct_dst_ip": 1}}"#;
+
+    fn manifest_with(dir: &Path, label: &str) -> PathBuf {
+        let path = dir.join("MANIFEST.json");
+        write(
+            &path,
+            &format!(
+                r#"{{"set": "test", "captures": [
+                    {{"file": "benign.pcap", "type": "benign", "ground_truth": "benign",
+                      "notes": ["n"], "packets": 1}},
+                    {{"file": "attack.pcap", "type": "attack", "ground_truth": [{label}]}}]}}"#
+            ),
+        );
+        path
+    }
+
+    #[test]
+    fn a_misspelt_key_or_a_filter_that_does_not_parse_is_an_error() {
+        let dir = scratch("strict");
+        let good = LABEL.replace(
+            "FILTER",
+            "ip.src==10.0.0.9 && ip.dst in {10.0.0.1, 10.0.0.2}",
+        );
+        let m = read_manifest(&manifest_with(&dir, &good), false).unwrap();
+        assert_eq!(m.len(), 2);
+        assert!(m[0].attacks.is_empty());
+        assert_eq!(m[1].file, dir.join("attack.pcap"));
+        let a = &m[1].attacks[0];
+        assert_eq!(a.attacker_mac, Mac::parse("02:00:00:00:00:01"));
+        assert_eq!(a.victim_ips, [IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))]);
+        assert_eq!((a.start_ns, a.end_ns), (100_000_000_000, 200_500_000_000));
+        assert!(a.filter.is_some());
+        for (key, typo) in [
+            ("\"victim\"", "\"victm\""),
+            ("\"probe_filter\"", "\"probe_filtre\""),
+            ("\"start_epoch\"", "\"start_epok\""),
+            ("\"note\"", "\"notes\""),
+        ] {
+            let bad = good.replacen(key, typo, 1);
+            let e = read_manifest(&manifest_with(&dir, &bad), false).unwrap_err();
+            assert!(
+                e.contains(&format!("unknown field `{}`", typo.trim_matches('"'))),
+                "{e}"
+            );
+        }
+        let e = read_manifest(
+            &manifest_with(&dir, &good.replace("\"kind\"", "\"knd\"")),
+            false,
+        )
+        .unwrap_err();
+        assert!(e.contains("knd"), "{e}");
+        let unparsed = LABEL.replace("FILTER", "ip.src==10.0.0.9 && http.request");
+        let path = manifest_with(&dir, &unparsed);
+        let e = read_manifest(&path, false).unwrap_err();
+        assert!(
+            e.contains("attack.pcap") && e.contains("\"http.request\""),
+            "{e}"
+        );
+        let m = read_manifest(&path, true).unwrap();
+        assert!(m[1].attacks[0].filter.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_shared_manifest_loads_with_every_filter() {
+        let data = std::env::var_os("IOTAD_SHARED_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
+        let path = data.join("MANIFEST.json");
+        if !path.exists() {
+            eprintln!(
+                "\n*** SKIPPED the_shared_manifest_loads_with_every_filter: no {} ***\n",
+                path.display()
+            );
+            return;
+        }
+        let m = read_manifest(&path, false).unwrap();
+        assert!(m.iter().any(|c| !c.attacks.is_empty()));
+        for c in &m {
+            for a in &c.attacks {
+                assert!(a.filter.is_some(), "{}: {}", c.file.display(), a.kind);
+                assert!(a.attacker_mac.is_some() || !a.attacker_ips.is_empty());
+            }
+        }
+    }
+
+    /// Writes `frames` (nanosecond times, bytes) as a pcap file.
+    fn pcap(path: &Path, frames: &[(u64, Vec<u8>)]) {
+        let dead =
+            pcap::Capture::dead_with_precision(pcap::Linktype::ETHERNET, pcap::Precision::Nano)
+                .unwrap();
+        let mut file = dead.savefile(path).unwrap();
+        for (ts, data) in frames {
+            let header = pcap::PacketHeader {
+                ts: libc::timeval {
+                    tv_sec: (ts / 1_000_000_000) as _,
+                    tv_usec: (ts % 1_000_000_000) as _,
+                },
+                caplen: data.len() as u32,
+                len: data.len() as u32,
+            };
+            file.write(&pcap::Packet::new(&header, data));
+        }
+        file.flush().unwrap();
+    }
+
+    #[test]
+    fn attackers_without_an_ip_and_victims_that_only_receive_are_recognised() {
+        let dir = scratch("roles");
+        let mac = |s: &str| Mac::parse(s).unwrap();
+        let (scanner, target, gateway, dhcp) = (
+            mac("02:00:00:00:00:01"),
+            mac("02:00:00:00:00:02"),
+            mac("02:00:00:00:00:03"),
+            mac("de:ad:be:ef:aa:bb"),
+        );
+        let ip = Ipv4Addr::new;
+        let (scanner_ip, target_ip) = (ip(10, 0, 0, 9), ip(10, 0, 0, 1));
+        let ack = crate::wire::tcp::flags::ACK;
+        let s = 1_000_000_000;
+        let t0 = 1_615_221_600 * s;
+        let frames = [
+            // the scanner's ACK probes to a target that never answers
+            (
+                t0,
+                frames::tcp(
+                    scanner,
+                    target,
+                    scanner_ip,
+                    target_ip,
+                    40000,
+                    80,
+                    ack,
+                    1,
+                    &[],
+                ),
+            ),
+            (
+                t0 + 15 * s,
+                frames::tcp(
+                    scanner,
+                    target,
+                    scanner_ip,
+                    target_ip,
+                    40000,
+                    81,
+                    ack,
+                    1,
+                    &[],
+                ),
+            ),
+            // the scanner's own traffic through the gateway: not the attack
+            (
+                t0 + 16 * s,
+                frames::udp(
+                    scanner,
+                    gateway,
+                    scanner_ip,
+                    ip(8, 8, 8, 8),
+                    5000,
+                    53,
+                    &[0; 12],
+                ),
+            ),
+            // a DHCP flood from 0.0.0.0, its last request a nanosecond-stamped 200 ns after
+            // the microsecond the manifest gives
+            (
+                t0 + 30 * s,
+                frames::udp(
+                    dhcp,
+                    Mac::BROADCAST,
+                    ip(0, 0, 0, 0),
+                    ip(255, 255, 255, 255),
+                    68,
+                    67,
+                    &[],
+                ),
+            ),
+            (
+                t0 + 41 * s + 200,
+                frames::udp(
+                    dhcp,
+                    Mac::BROADCAST,
+                    ip(0, 0, 0, 0),
+                    ip(255, 255, 255, 255),
+                    68,
+                    67,
+                    &[],
+                ),
+            ),
+            // a benign client of the same DHCP server
+            (
+                t0 + 41 * s,
+                frames::udp(
+                    gateway,
+                    Mac::BROADCAST,
+                    ip(0, 0, 0, 0),
+                    ip(255, 255, 255, 255),
+                    68,
+                    67,
+                    &[],
+                ),
+            ),
+        ]
+        .map(|(t, f)| (t, f.bytes));
+        pcap(&dir.join("attack.pcap"), &frames);
+        let scan = r#"{"kind": "port-scan-tcp-ack",
+            "attacker": {"mac": "02:00:00:00:00:01", "ip": "10.0.0.9"},
+            "victim": {"ip": "10.0.0.1, 10.0.0.2 (never seen)"},
+            "filter": "ip.src==10.0.0.9 && ip.dst in {10.0.0.1,10.0.0.2} && tcp.flags.ack==1",
+            "time_range": {"start_epoch": 1615221600.0, "end_epoch": 1615221615.0}}"#;
+        let flood = r#"{"kind": "dhcp-flood",
+            "attacker": {"mac": "de:ad:be:ef:aa:bb", "ip": "0.0.0.0"},
+            "victim": {"mac": "ff:ff:ff:ff:ff:ff", "ip": "255.255.255.255 (any DHCP server)"},
+            "filter": "eth.src==de:ad:be:ef:aa:bb && udp.dstport==67",
+            "time_range": {"start_epoch": 1615221630.0, "end_epoch": 1615221641.0}}"#;
+        let path = manifest_with(&dir, &format!("{scan}, {flood}"));
+        let c = &read_manifest(&path, false).unwrap()[1];
+        assert!(
+            c.attacks[1].attacker_ips.is_empty(),
+            "0.0.0.0 is nobody's address"
+        );
+        let window = 10 * s;
+        let truth = attack_packets(c, window).unwrap();
+        let w = |t: u64| t / window;
+        assert_eq!(
+            truth.windows,
+            [
+                Some(BTreeSet::from([w(t0), w(t0 + 15 * s)])),
+                Some(BTreeSet::from([w(t0 + 30 * s), w(t0 + 41 * s)])),
+            ]
+        );
+        // the target only receives: known by the MAC its probes were sent to
+        assert_eq!(truth.victim_macs, BTreeSet::from([target]));
+        // without a filter (--lenient), a victim named by IP is still found by its MAC
+        let mut lenient = c.clone();
+        lenient.attacks.iter_mut().for_each(|a| a.filter = None);
+        let truth = attack_packets(&lenient, window).unwrap();
+        assert_eq!(truth.windows, [None, None]);
+        assert_eq!(truth.victim_macs, BTreeSet::from([target]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
