@@ -35,6 +35,19 @@ pub fn parse(d: &[u8]) -> Result<Ip<'_>, Malformed> {
             err::ip::LaxHeaderSliceError::Content(_) => Malformed::invalid(layer),
         }
     })?;
+    if let LaxIpSlice::Ipv4(v4) = &slice {
+        // a frame damaged on the way (a noisy Wi-Fi link) must not invent stations or routers
+        if !checksum_ok(v4.header().slice()) {
+            return Err(Malformed::checksum(Layer::Ipv4));
+        }
+    }
+    if impossible_source(&slice.source_addr()) {
+        let layer = match slice {
+            LaxIpSlice::Ipv4(_) => Layer::Ipv4,
+            LaxIpSlice::Ipv6(_) => Layer::Ipv6,
+        };
+        return Err(Malformed::address(layer));
+    }
     let payload = slice.payload();
     let first_fragment = match &slice {
         LaxIpSlice::Ipv4(v4) => v4.header().fragments_offset().value() == 0,
@@ -64,6 +77,32 @@ pub fn parse(d: &[u8]) -> Result<Ip<'_>, Malformed> {
         l4: if first_fragment { payload.payload } else { &[] },
         l4_wire_len,
     })
+}
+
+/// Whether an IPv4 header's one's-complement sum over all its bytes (the checksum field
+/// included) is all ones, as RFC 791 requires. A zero checksum field is a header captured on
+/// the sending host before the NIC filled it in (checksum offload), not damage.
+fn checksum_ok(header: &[u8]) -> bool {
+    if header.get(10..12) == Some(&[0, 0]) {
+        return true;
+    }
+    let mut sum: u32 = header
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum == 0xffff
+}
+
+/// A source address no station sends from: multicast, the limited broadcast, loopback
+/// (never on a wire), IPv4's reserved 240/4.
+fn impossible_source(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_multicast() || a.is_loopback() || a.octets()[0] >= 240,
+        IpAddr::V6(a) => a.is_multicast() || a.is_loopback(),
+    }
 }
 
 /// True for addresses that stay on the LAN: RFC 1918, CGNAT-free private space, link-local,
@@ -111,6 +150,30 @@ mod tests {
         assert_eq!(ip.l4_wire_len, 44 - 24);
         assert!(!ip.fragment);
         assert!(is_local(&ip.src) && !is_local(&ip.dst));
+    }
+
+    #[test]
+    fn damaged_headers_and_impossible_sources_are_refused() {
+        // 192.168.1.7 -> 52.1.2.3, UDP, with its checksum (0x831d)
+        let good: [u8; 20] = [
+            0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0x83, 0x1d, 192, 168, 1, 7, 52, 1, 2, 3,
+        ];
+        assert!(parse(&good).is_ok());
+        let mut flipped = good;
+        flipped[15] ^= 0x10; // one bit of the source address: 192.168.1.23
+        assert_eq!(
+            parse(&flipped).unwrap_err(),
+            Malformed::checksum(Layer::Ipv4)
+        );
+        let mut offloaded = flipped;
+        offloaded[10..12].copy_from_slice(&[0, 0]); // not filled in before the NIC did it
+        assert!(parse(&offloaded).is_ok());
+        let mut multicast = offloaded;
+        multicast[12] = 224;
+        assert_eq!(
+            parse(&multicast).unwrap_err(),
+            Malformed::address(Layer::Ipv4)
+        );
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub enum Problem {
     Truncated,
     /// The bytes are there but make no sense.
     Invalid,
+    /// The header's checksum does not match its bytes (damaged on the way).
+    Checksum,
+    /// An address no station can send from (multicast, broadcast, loopback, reserved).
+    Address,
 }
 
 /// Why a packet (or part of it) could not be read.
@@ -68,12 +72,25 @@ impl Malformed {
         }
     }
 
+    pub const fn checksum(layer: Layer) -> Malformed {
+        Malformed {
+            layer,
+            problem: Problem::Checksum,
+        }
+    }
+    pub const fn address(layer: Layer) -> Malformed {
+        Malformed {
+            layer,
+            problem: Problem::Address,
+        }
+    }
+
     /// Number of distinct reasons, for counting them in an array.
-    pub const COUNT: usize = 22;
+    pub const COUNT: usize = 44;
 
     /// A dense index in `0..COUNT`.
     pub fn index(&self) -> usize {
-        self.layer as usize * 2 + self.problem as usize
+        self.layer as usize * 4 + self.problem as usize
     }
 
     /// The reason at `index`, inverse of [`Malformed::index`].
@@ -91,13 +108,14 @@ impl Malformed {
             Layer::Dns,
             Layer::Dhcp,
         ];
-        let problem = if index % 2 == 0 {
-            Problem::Truncated
-        } else {
-            Problem::Invalid
-        };
+        let problem = [
+            Problem::Truncated,
+            Problem::Invalid,
+            Problem::Checksum,
+            Problem::Address,
+        ][index % 4];
         Malformed {
-            layer: LAYERS[(index / 2) % LAYERS.len()],
+            layer: LAYERS[(index / 4) % LAYERS.len()],
             problem,
         }
     }
@@ -109,14 +127,22 @@ impl fmt::Display for Malformed {
         let problem = match self.problem {
             Problem::Truncated => "truncated",
             Problem::Invalid => "invalid",
+            Problem::Checksum => "checksum",
+            Problem::Address => "address",
         };
         write!(f, "{layer}-{problem}")
     }
 }
 
 /// Counts of damaged packets (and damaged upper layers) per reason.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MalformedCounts([u64; Malformed::COUNT]);
+
+impl Default for MalformedCounts {
+    fn default() -> MalformedCounts {
+        MalformedCounts([0; Malformed::COUNT])
+    }
+}
 
 impl MalformedCounts {
     pub fn add(&mut self, m: Malformed) {
