@@ -16,12 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::capture::{CaptureError, LinkType, Packet, Source};
 use crate::config::PipelineConfig;
-use crate::detect::{Detector, Event, Outcome, ThresholdSource};
-use crate::device::{Device, DeviceId};
+use crate::detect::{Detector, DeviceRef, Event, EventKind, Outcome, ThresholdSource};
+use crate::device::{Device, DeviceId, Notice};
 use crate::export::Rfc3339;
 use crate::pipeline::{Pipeline, WindowOut};
 use crate::progress::Progress;
 use crate::window::Features;
+use crate::wire::Mac;
 
 /// Live packets are up to this late behind the wall clock (kernel to user space, a batch
 /// waiting for the read timeout): the timer closes a window only this long after it ended.
@@ -94,10 +95,86 @@ impl Engine {
     /// Takes one packet through every stage; windows it closes go to `on` after scoring.
     #[inline]
     pub fn packet(&mut self, pkt: &Packet<'_>, on: &mut impl FnMut(Scored<'_>)) {
+        if let Some(d) = &mut self.detector {
+            d.begin(pkt.ts_ns);
+        }
         let (detector, events, stats) = (&mut self.detector, &mut self.events, &mut self.stats);
         self.pipeline.packet(self.link, pkt, &mut |w| {
             score(detector, events, stats, w, on)
         });
+        while let Some(n) = self.pipeline.take_notice() {
+            self.notice(n);
+        }
+    }
+
+    /// Turns an attribution notice into an event (with a detector; without one, nobody
+    /// listens).
+    fn notice(&mut self, n: Notice) {
+        let Some(det) = &self.detector else { return };
+        let table = self.pipeline.table();
+        let who = |mac: Mac| match table.find(mac) {
+            Some(d) => DeviceRef::of(d),
+            None => DeviceRef::station(mac),
+        };
+        let e = match n {
+            Notice::Gateway { mac, ts_ns } => det.notice(
+                EventKind::GatewayChange,
+                who(mac),
+                ts_ns,
+                format!(
+                    "{mac} routes the LAN's internet traffic; the LAN already had a router ({}): \
+                     a second router, a router with a new MAC, or a station forwarding the LAN's \
+                     traffic (man-in-the-middle)",
+                    list(table.gateways().iter().filter(|g| **g != mac))
+                ),
+            ),
+            Notice::NextHop {
+                device,
+                from,
+                to,
+                ts_ns,
+            } => det.notice(
+                EventKind::NextHopChange,
+                who(device),
+                ts_ns,
+                format!(
+                    "its frames to the internet now go to {to}{} instead of {from}{}",
+                    router(table, to),
+                    router(table, from)
+                ),
+            ),
+            Notice::ArpClaim {
+                mac,
+                ip,
+                held_by,
+                ts_ns,
+            } => det.notice(
+                EventKind::ArpSpoof,
+                who(mac),
+                ts_ns,
+                format!(
+                    "{mac} claims {} (ARP), which {held_by}{} held: ARP spoofing, or a device \
+                     that changed its network card",
+                    std::net::Ipv4Addr::from(ip),
+                    router(table, held_by)
+                ),
+            ),
+            Notice::MacFlood {
+                count,
+                first,
+                ts_ns,
+            } => det.notice(
+                EventKind::MacFlood,
+                DeviceRef::station(first),
+                ts_ns,
+                format!(
+                    "{count} never-seen stations within a minute, the first {first}: a MAC \
+                     flood; devices that learned keep what they learned"
+                ),
+            ),
+        };
+        self.stats.events += 1;
+        self.events.push(e);
     }
 
     /// The wall clock says `now_ns`: windows that ended more than [`TICK_GRACE_NS`] ago
@@ -213,6 +290,34 @@ fn score(
     if let Some(o) = outcome {
         stats.events += o.events.len() as u64;
         events.extend(o.events);
+    }
+    if w.last {
+        if let Some(e) = detector
+            .as_mut()
+            .and_then(|d| d.retire(w.closed.device as usize, device, w.closed.start_ns))
+        {
+            stats.events += 1;
+            events.push(e);
+        }
+    }
+}
+
+/// MACs as a list for a sentence.
+fn list<'a>(macs: impl Iterator<Item = &'a Mac>) -> String {
+    let v: Vec<String> = macs.map(Mac::to_string).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// " (a router)" when `mac` is one.
+fn router(table: &crate::device::Table, mac: Mac) -> &'static str {
+    if table.gateways().contains(&mac) {
+        " (a router)"
+    } else {
+        ""
     }
 }
 

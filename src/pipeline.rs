@@ -20,6 +20,8 @@ pub struct PipelineStats {
     pub damaged_upper: MalformedCounts,
     /// Packets that belonged to no device (gateway to gateway, broadcasts from the router...).
     pub unattributed: u64,
+    /// Stations forgotten after a single frame (damaged or forged frames).
+    pub unconfirmed: u64,
     pub first_ts_ns: Option<u64>,
     pub last_ts_ns: Option<u64>,
 }
@@ -28,6 +30,9 @@ pub struct PipelineStats {
 pub struct WindowOut<'a> {
     pub table: &'a Table,
     pub closed: Closed<'a>,
+    /// The device stops being a device after this window (it was found to be a router):
+    /// its open window closed early so that nothing it did is dropped.
+    pub last: bool,
 }
 
 /// The stages from parsing to windows, for one capture.
@@ -87,11 +92,30 @@ impl Pipeline {
             st.damaged_upper.add(m);
         }
         let table = &self.table;
-        self.windows
-            .advance(pkt.ts_ns, &mut |closed| emit(WindowOut { table, closed }));
+        let mut closed_any = false;
+        self.windows.advance(pkt.ts_ns, &mut |closed| {
+            closed_any = true;
+            emit(WindowOut {
+                table,
+                closed,
+                last: false,
+            })
+        });
+        if closed_any {
+            self.forget_unconfirmed(pkt.ts_ns);
+        }
         let obs = self.table.observe(&s);
         if let Some(id) = obs.retired {
+            let table = &self.table;
+            self.windows.close_one(id, &mut |closed| {
+                emit(WindowOut {
+                    table,
+                    closed,
+                    last: true,
+                })
+            });
             self.windows.stop(id);
+            self.table.retire(id);
         }
         let mut attributed = false;
         for (seen, dir) in [(obs.sender, Direction::Out), (obs.receiver, Direction::In)] {
@@ -111,19 +135,50 @@ impl Pipeline {
         }
     }
 
+    /// Forgets devices that sent one frame and nothing since (a damaged or forged frame),
+    /// their open windows with them; run when a window closes.
+    fn forget_unconfirmed(&mut self, ts_ns: u64) {
+        let mut gone: heapless::Vec<DeviceId, { crate::device::MAX_DEVICES }> =
+            heapless::Vec::new();
+        for id in self.table.unconfirmed_before(ts_ns) {
+            let _ = gone.push(id);
+        }
+        for id in gone {
+            self.windows.stop(id);
+            self.table.retire(id);
+            self.stats.unconfirmed += 1;
+        }
+    }
+
     /// Moves the window clock to `now_ns` without a packet (a quiet network): windows that
     /// ended before it close. Nothing happens before the first packet.
     pub fn tick(&mut self, now_ns: u64, emit: &mut impl FnMut(WindowOut<'_>)) {
         let table = &self.table;
-        self.windows
-            .tick(now_ns, &mut |closed| emit(WindowOut { table, closed }));
+        self.windows.tick(now_ns, &mut |closed| {
+            emit(WindowOut {
+                table,
+                closed,
+                last: false,
+            })
+        });
     }
 
     /// Closes the open window (end of capture).
     pub fn finish(&mut self, emit: &mut impl FnMut(WindowOut<'_>)) {
         let table = &self.table;
-        self.windows
-            .finish(&mut |closed| emit(WindowOut { table, closed }));
+        self.windows.finish(&mut |closed| {
+            emit(WindowOut {
+                table,
+                closed,
+                last: false,
+            })
+        });
+    }
+
+    /// The oldest attribution notice (a new router, a changed next hop, an ARP claim, a MAC
+    /// flood) not taken yet.
+    pub fn take_notice(&mut self) -> Option<crate::device::Notice> {
+        self.table.take_notice()
     }
 
     /// The MAC of a device, for output.

@@ -15,6 +15,18 @@ pub enum EventKind {
     NewDevice,
     /// A device's incident opened, got worse, or ended.
     Anomaly,
+    /// A station was found routing the LAN's internet traffic while a router was already
+    /// known: a second router, a router that changed its MAC, or a forwarding
+    /// man-in-the-middle.
+    GatewayChange,
+    /// A device's frames to the internet now go through another station.
+    NextHopChange,
+    /// A station claimed (ARP) an IPv4 address another station held: ARP spoofing, the way
+    /// a man-in-the-middle starts, or a device that changed its network card.
+    ArpSpoof,
+    /// Many never-seen stations at once: a MAC flood (the switch's table overflows and the
+    /// LAN's traffic floods to every port).
+    MacFlood,
 }
 
 /// Where an incident is in its life.
@@ -85,6 +97,9 @@ pub struct DeviceRef {
     pub ipv6: Vec<String>,
     pub name: String,
     pub vendor_class: String,
+    /// A locally administered MAC (a phone's or laptop's randomized, private address).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub randomized: bool,
 }
 
 impl DeviceRef {
@@ -95,6 +110,19 @@ impl DeviceRef {
             ipv6: d.identity.ipv6.iter().map(|a| a.to_string()).collect(),
             name: d.identity.name().to_string(),
             vendor_class: d.identity.vendor_class.to_string(),
+            randomized: d.mac.is_local_admin(),
+        }
+    }
+
+    /// A station known only by its MAC (a router, a station that is not a device).
+    pub fn station(mac: crate::wire::Mac) -> DeviceRef {
+        DeviceRef {
+            mac: mac.to_string(),
+            ipv4: Vec::new(),
+            ipv6: Vec::new(),
+            name: String::new(),
+            vendor_class: String::new(),
+            randomized: mac.is_local_admin(),
         }
     }
 }
@@ -118,6 +146,9 @@ pub struct Event {
     pub threshold_source: ThresholdSource,
     pub severity: Severity,
     pub explanation: Vec<Contribution>,
+    /// What happened, in words, for events about who is who (routers, ARP, floods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Event {

@@ -123,6 +123,8 @@ struct DeviceState {
     last_score: f32,
     /// The step of the last window is queued, not yet taken: `pred` is not current.
     queued: bool,
+    /// Its new-device event was sent (or it needs none: it was there from the start).
+    announced: bool,
     /// The last step was a silent window that moved neither state nor prediction by more
     /// than [`REST_TOLERANCE`]: further silent windows are not stepped.
     at_rest: bool,
@@ -148,6 +150,7 @@ impl DeviceState {
             last_window: 0,
             last_score: 0.0,
             queued: false,
+            announced: false,
             at_rest: false,
         }
     }
@@ -416,11 +419,8 @@ impl Detector {
     ) -> Outcome {
         let mut events = Vec::new();
         let window = start_ns / self.window_ns;
-        // the network's learning started this many windows before the first one
-        let learned = u64::from(self.cfg.learning_windows - self.cfg.warmup());
-        let first = *self
-            .first_window
-            .get_or_insert(window.saturating_sub(learned));
+        self.begin(start_ns);
+        let first = self.first_window.expect("set by begin");
         let in_warmup = window < first + u64::from(self.cfg.learning_windows);
         let fresh = !matches!(&self.devices[slot], Some(d) if d.mac == device.mac);
         let slot_queued = matches!(&self.devices[slot], Some(d) if d.queued);
@@ -443,9 +443,18 @@ impl Detector {
             self.devices[slot] = Some(d);
         } else if fresh {
             // a new device is predicted from silence: what it was before it appeared
-            self.devices[slot] = Some(DeviceState::new(device.mac, self.newcomer.clone()));
-            if !in_warmup {
-                events.push(self.event(EventKind::NewDevice, device, start_ns));
+            let mut d = DeviceState::new(device.mac, self.newcomer.clone());
+            // devices there when watching began are no news
+            d.announced = in_warmup;
+            self.devices[slot] = Some(d);
+        }
+        // a station is announced once it confirmed itself (a second frame): one damaged or
+        // forged frame announces nothing
+        let announce = matches!(&self.devices[slot], Some(d) if !d.announced) && device.confirmed();
+        if announce {
+            events.push(self.event(EventKind::NewDevice, device, start_ns));
+            if let Some(d) = self.devices[slot].as_mut() {
+                d.announced = true;
             }
         }
         let mut z = self.silent;
@@ -560,6 +569,7 @@ impl Detector {
             threshold_source: ThresholdSource::Population,
             severity: Severity::Low,
             explanation: Vec::new(),
+            detail: None,
         }
     }
 
@@ -698,6 +708,65 @@ impl Detector {
         Ok(())
     }
 
+    /// The device in `slot` stops being a device (it was found to be a router) after the
+    /// window starting at `start_ns`: what it learned is dropped, and an incident still open
+    /// ends with a close event instead of vanishing.
+    pub fn retire(&mut self, slot: usize, device: &Device, start_ns: u64) -> Option<Event> {
+        self.step_queued();
+        let d = self
+            .devices
+            .get_mut(slot)?
+            .take_if(|d| d.mac == device.mac)?;
+        let i = d.incident?;
+        let source = if d.threshold.is_some() {
+            ThresholdSource::Device
+        } else {
+            ThresholdSource::Population
+        };
+        Some(Event {
+            phase: Some(Phase::Close),
+            incident: Some(i.id),
+            score: d.last_score,
+            threshold: d.threshold.unwrap_or(self.threshold_for_new()),
+            threshold_source: source,
+            detail: Some(
+                "it routes the LAN's internet traffic: watched as a router from now on".into(),
+            ),
+            ..self.event(EventKind::Anomaly, device, start_ns)
+        })
+    }
+
+    /// An event about who is who (not scored), in the window holding `ts_ns`.
+    pub fn notice(&self, kind: EventKind, who: DeviceRef, ts_ns: u64, detail: String) -> Event {
+        let start_ns = ts_ns - ts_ns % self.window_ns;
+        Event {
+            kind,
+            phase: None,
+            incident: None,
+            device: who,
+            window_start: Rfc3339(start_ns).to_string(),
+            window_end: Rfc3339(start_ns + self.window_ns).to_string(),
+            window_start_epoch: start_ns / 1_000_000_000,
+            score: 0.0,
+            threshold: self.threshold_for_new(),
+            threshold_source: ThresholdSource::Population,
+            severity: Severity::High,
+            explanation: Vec::new(),
+            detail: Some(detail),
+        }
+    }
+
+    /// The network is watched from `ts_ns` on (the first packet): the learning period counts
+    /// from its window, not from the first device's first window. Later calls do nothing.
+    #[inline]
+    pub fn begin(&mut self, ts_ns: u64) {
+        if self.first_window.is_none() {
+            // the network's learning started this many windows before the first one
+            let learned = u64::from(self.cfg.learning_windows - self.cfg.warmup());
+            self.first_window = Some((ts_ns / self.window_ns).saturating_sub(learned));
+        }
+    }
+
     /// What the detector holds about the device with `mac` in table slot `slot`.
     pub fn view(&self, slot: usize, mac: Mac) -> Option<DeviceView> {
         let d = self.devices.get(slot)?.as_ref().filter(|d| d.mac == mac)?;
@@ -769,6 +838,7 @@ mod tests {
         };
         let mut det = Detector::new(model, cfg, 4, W);
         let device = Device {
+            next_hop: None,
             mac: Mac([0x02, 0, 0, 0, 0, 1]),
             first_seen_ns: 0,
             last_seen_ns: 0,
@@ -808,6 +878,7 @@ mod tests {
         let model = crate::model::file::built_in().unwrap();
         let mut det = Detector::new(model, DetectConfig::default(), 4, W);
         let device = Device {
+            next_hop: None,
             mac: Mac([0x02, 0, 0, 0, 0, 2]),
             first_seen_ns: 0,
             last_seen_ns: 0,

@@ -145,6 +145,7 @@ impl SavedDevice {
             last_window: self.last_window,
             last_score: self.last_score,
             queued: false,
+            announced: true,
             at_rest: false,
         })
     }

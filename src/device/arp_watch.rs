@@ -4,8 +4,25 @@
 
 use heapless::index_map::FnvIndexMap;
 
-use crate::window::ArpVerdict;
 use crate::wire::{arp, Mac};
+
+/// What the device table concluded about an ARP packet a device sent (the window stage
+/// counts it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArpVerdict {
+    /// The sender claimed an IP that another MAC held.
+    pub conflict: bool,
+    /// A reply nobody asked for (or a gratuitous announcement).
+    pub unasked: bool,
+}
+
+/// What one ARP packet amounted to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ArpSeen {
+    pub verdict: ArpVerdict,
+    /// The MAC that held the address the sender now claims.
+    pub held_by: Option<Mac>,
+}
 
 const BINDINGS: usize = 1024;
 const REQUESTS: usize = 64;
@@ -20,8 +37,9 @@ pub struct ArpWatch {
 
 impl ArpWatch {
     /// Looks at one ARP packet; says whether its sender did something suspicious.
-    pub fn observe(&mut self, a: &arp::Arp) -> ArpVerdict {
-        let mut v = ArpVerdict::default();
+    pub fn observe(&mut self, a: &arp::Arp) -> ArpSeen {
+        let mut seen = ArpSeen::default();
+        let v = &mut seen.verdict;
         match a.op {
             arp::REQUEST if !a.is_gratuitous() => {
                 if self.requests.is_full() {
@@ -45,6 +63,7 @@ impl ArpWatch {
             match self.bindings.get_mut(&a.sender_ip) {
                 Some(held) if *held != a.sender_mac => {
                     v.conflict = true;
+                    seen.held_by = Some(*held);
                     *held = a.sender_mac;
                 }
                 Some(_) => {}
@@ -54,7 +73,7 @@ impl ArpWatch {
                 }
             }
         }
-        v
+        seen
     }
 }
 
@@ -75,16 +94,18 @@ mod tests {
     #[test]
     fn asked_reply_is_fine_unasked_and_spoofed_are_not() {
         let mut w = ArpWatch::default();
-        assert_eq!(
-            w.observe(&arp(arp::REQUEST, 10, 10, 1)),
-            ArpVerdict::default()
-        );
-        assert_eq!(w.observe(&arp(arp::REPLY, 1, 1, 10)), ArpVerdict::default());
+        assert_eq!(w.observe(&arp(arp::REQUEST, 10, 10, 1)), ArpSeen::default());
+        assert_eq!(w.observe(&arp(arp::REPLY, 1, 1, 10)), ArpSeen::default());
         // the attacker (MAC 66) tells .10 that it is .1
-        let v = w.observe(&arp(arp::REPLY, 66, 1, 10));
+        let s = w.observe(&arp(arp::REPLY, 66, 1, 10));
+        let v = s.verdict;
         assert!(v.conflict && !v.unasked, "{v:?}"); // the request is still in the recent list
-        let v = w.observe(&arp(arp::REPLY, 66, 1, 20));
+        assert_eq!(s.held_by, Some(Mac([2, 0, 0, 0, 0, 1])));
+        let v = w.observe(&arp(arp::REPLY, 66, 1, 20)).verdict;
         assert!(v.unasked && !v.conflict, "{v:?}"); // nobody at .20 asked; binding already 66
-        assert!(w.observe(&arp(arp::REPLY, 5, 5, 5)).unasked, "gratuitous");
+        assert!(
+            w.observe(&arp(arp::REPLY, 5, 5, 5)).verdict.unasked,
+            "gratuitous"
+        );
     }
 }

@@ -1,36 +1,75 @@
-//! Which MAC is the router: the station behind which the internet's addresses appear.
+//! Which MAC is a router: the station through which the LAN's stations reach remote
+//! addresses.
 //!
-//! A frame addressed to MAC M but to an internet IP is being sent to a router; once frames to
-//! two distinct internet IPs went to M, M is a gateway. (In Linux cooked captures, where the
-//! destination MAC is not recorded, frames *from* M with internet source IPs count instead.)
-//! A flooder that spoofs internet sources is not mistaken for the router: its victims' answers
-//! go to the real router. Gateways can also be named in the configuration.
+//! Evidence is two-sided, so that no station can be made a router by others' frames alone,
+//! and it is about forwarding, not about having a public address:
+//! - *to*: a LAN station (a frame from a LAN address) sent a frame to M addressed to a remote
+//!   (internet) IP;
+//! - *from*: M sent a frame from a remote IP (a reply it forwards);
+//! - and M also speaks from a LAN address of its own (its DNS, DHCP or web interface), or the
+//!   two sides name at least two remote IPs each.
+//!
+//! A LAN station with a public address P receives frames for P and sends from P only: it
+//! stays a device, and so do two such stations talking (frames between them come from remote
+//! addresses). A dual-stack device receives for its global IPv6 address from the router, not
+//! from a LAN address. A flooder spoofing internet sources receives nothing for them. A
+//! station that forwards the LAN's internet traffic (a router, or a man-in-the-middle) is a
+//! router by this evidence; when the LAN already had one, that is news, and
+//! [`Gateways::observe`] says so. (In Linux cooked captures, which record no destination MAC,
+//! the *from* side alone counts: with a LAN address of M's own, or two remote sources.)
+//!
+//! Gateways can be named in the configuration (kept for good); detected ones are at most
+//! [`MAX_GATEWAYS`], the one with the oldest evidence making room for a new one, so that
+//! detection never stops. Damaged frames never reach this module (the parser drops them).
 
 use std::net::IpAddr;
 
 use crate::window::sketch::hash_ip;
 use crate::wire::{ip::is_local, Mac, Net, Summary};
 
-/// Distinct internet IPs needed before a MAC is called a gateway.
+/// Distinct internet IPs needed on each side before a MAC is called a gateway.
 const EVIDENCE: usize = 2;
 /// MACs under observation at once.
 const CANDIDATES: usize = 16;
 /// Gateways remembered (configured and detected).
-const MAX_GATEWAYS: usize = 8;
+pub const MAX_GATEWAYS: usize = 8;
 
 #[derive(Clone, Debug)]
 struct Candidate {
     mac: Mac,
-    /// Internet IPs seen behind M, as destinations (or as sources, in cooked captures).
-    seen: heapless::Vec<u64, EVIDENCE>,
-    /// M sent a frame from an internet IP.
-    sent_from_internet: bool,
+    /// Remote IPs that LAN stations sent frames to M for.
+    to: heapless::Vec<u64, EVIDENCE>,
+    /// Remote IPs M sent frames from.
+    from: heapless::Vec<u64, EVIDENCE>,
+    /// M sent a frame from a LAN address.
+    from_lan: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Known {
+    mac: Mac,
+    configured: bool,
+    /// Last time (ns) traffic through it was seen.
+    last_ns: u64,
+}
+
+/// What one packet taught about routers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GatewayNews {
+    /// A MAC that this packet showed to be a gateway.
+    pub found: Option<Mac>,
+    /// It was found while the LAN already had a router: a second router, a router that
+    /// changed its MAC, or a station that forwards the LAN's traffic.
+    pub another: bool,
+    /// A detected gateway forgotten to make room.
+    pub forgotten: Option<Mac>,
 }
 
 /// Gateway detection state.
 #[derive(Clone, Debug, Default)]
 pub struct Gateways {
-    known: heapless::Vec<Mac, MAX_GATEWAYS>,
+    known: heapless::Vec<Known, MAX_GATEWAYS>,
+    macs: heapless::Vec<Mac, MAX_GATEWAYS>,
     candidates: heapless::Deque<Candidate, CANDIDATES>,
     auto: bool,
 }
@@ -43,17 +82,29 @@ impl Gateways {
             ..Default::default()
         };
         for m in configured.iter().take(MAX_GATEWAYS) {
-            let _ = g.known.push(*m);
+            let _ = g.known.push(Known {
+                mac: *m,
+                configured: true,
+                last_ns: 0,
+            });
         }
+        g.sync();
         g
     }
 
+    fn sync(&mut self) {
+        self.macs.clear();
+        for k in &self.known {
+            let _ = self.macs.push(k.mac);
+        }
+    }
+
     pub fn is_gateway(&self, mac: &Mac) -> bool {
-        self.known.contains(mac)
+        self.macs.contains(mac)
     }
 
     pub fn known(&self) -> &[Mac] {
-        &self.known
+        &self.macs
     }
 
     /// The candidate entry for `mac` (made if new, the oldest dropped if full); `None` for
@@ -70,8 +121,9 @@ impl Gateways {
                 }
                 let fresh = Candidate {
                     mac,
-                    seen: heapless::Vec::new(),
-                    sent_from_internet: false,
+                    to: heapless::Vec::new(),
+                    from: heapless::Vec::new(),
+                    from_lan: false,
                 };
                 let _ = self.candidates.push_back(fresh);
                 self.candidates.len() - 1
@@ -80,39 +132,112 @@ impl Gateways {
         self.candidates.get_mut(pos)
     }
 
-    /// Looks at one packet; returns a MAC that this packet made a gateway.
-    pub fn observe(&mut self, s: &Summary<'_>) -> Option<Mac> {
-        if !self.auto || self.known.is_full() {
-            return None;
+    fn add(list: &mut heapless::Vec<u64, EVIDENCE>, ip: &IpAddr) {
+        let h = hash_ip(ip);
+        if !list.contains(&h) {
+            let _ = list.push(h);
         }
-        let Net::Ip { src, dst, .. } = s.net else {
-            return None;
+    }
+
+    /// Whether `mac` has been seen sending from `ip` (a remote address it holds or forwards).
+    pub fn sends_from(&self, mac: Mac, ip: &IpAddr) -> bool {
+        let h = hash_ip(ip);
+        self.candidates
+            .iter()
+            .any(|c| c.mac == mac && c.from.contains(&h))
+    }
+
+    /// Looks at one packet; says whether it made a MAC a gateway. `lan_speaker` says whether
+    /// a MAC is known to speak from a LAN address of its own.
+    pub fn observe(&mut self, s: &Summary<'_>, lan_speaker: impl Fn(Mac) -> bool) -> GatewayNews {
+        let mut news = GatewayNews::default();
+        let (src, dst) = match &s.net {
+            Net::Ip { src, dst, .. } => (*src, *dst),
+            Net::Arp(a) => {
+                // a station answering ARP for a LAN address of its own speaks from the LAN
+                let ip = IpAddr::from(a.sender_ip);
+                if a.sender_mac == s.src_mac && is_local(&ip) && !ip.is_unspecified() {
+                    if let Some(c) = self.candidates.iter_mut().find(|c| c.mac == s.src_mac) {
+                        c.from_lan = true;
+                    }
+                }
+                return news;
+            }
+            _ => return news,
         };
         let cooked = s.dst_mac == Mac::UNKNOWN;
-        if !cooked && !is_local(&src) {
-            if let Some(c) = self.candidate(s.src_mac) {
-                c.sent_from_internet = true;
+        // traffic through a known gateway keeps it fresh
+        for k in self.known.iter_mut() {
+            if k.mac == s.src_mac || k.mac == s.dst_mac {
+                k.last_ns = k.last_ns.max(s.ts_ns);
             }
         }
-        let (mac, ip): (Mac, IpAddr) = if cooked {
-            (s.src_mac, src)
-        } else {
-            (s.dst_mac, dst)
+        if !self.auto {
+            return news;
+        }
+        let mut touched: heapless::Vec<Mac, 2> = heapless::Vec::new();
+        let src_lan = is_local(&src);
+        if src_lan {
+            // a LAN station's own traffic opens no entry; it marks one that exists
+            if let Some(c) = self.candidates.iter_mut().find(|c| c.mac == s.src_mac) {
+                c.from_lan |= !src.is_unspecified();
+                let _ = touched.push(s.src_mac);
+            }
+        } else if let Some(c) = self.candidate(s.src_mac) {
+            Gateways::add(&mut c.from, &src);
+            let _ = touched.push(s.src_mac);
+        }
+        if !cooked && src_lan && !is_local(&dst) {
+            if let Some(c) = self.candidate(s.dst_mac) {
+                Gateways::add(&mut c.to, &dst);
+                let _ = touched.push(s.dst_mac);
+            }
+        }
+        let proven = touched.iter().copied().find(|m| {
+            self.candidates.iter().any(|c| {
+                c.mac == *m
+                    && if cooked {
+                        // no destination MACs: the forwarding side alone
+                        !c.from.is_empty() && (c.from_lan || lan_speaker(c.mac) || c.from.is_full())
+                    } else {
+                        !c.to.is_empty()
+                            && !c.from.is_empty()
+                            && (c.from_lan
+                                || lan_speaker(c.mac)
+                                || (c.to.is_full() && c.from.is_full()))
+                    }
+            })
+        });
+        let Some(mac) = proven else {
+            return news;
         };
-        if is_local(&ip) {
-            return None;
+        if let Some(i) = self.candidates.iter().position(|c| c.mac == mac) {
+            // a deque has no remove: rotate the entry out
+            for _ in 0..i {
+                if let Some(c) = self.candidates.pop_front() {
+                    let _ = self.candidates.push_back(c);
+                }
+            }
+            self.candidates.pop_front();
         }
-        let h = hash_ip(&ip);
-        let c = self.candidate(mac)?;
-        if !c.seen.contains(&h) {
-            let _ = c.seen.push(h);
+        news.another = !self.known.is_empty();
+        if self.known.is_full() {
+            // the detected gateway with the oldest evidence makes room
+            let oldest = (0..self.known.len())
+                .filter(|&i| !self.known[i].configured)
+                .min_by_key(|&i| self.known[i].last_ns);
+            match oldest {
+                Some(i) => news.forgotten = Some(self.known.swap_remove(i).mac),
+                None => return news,
+            }
         }
-        let proven =
-            c.seen.len() >= EVIDENCE || (!cooked && c.sent_from_internet && !c.seen.is_empty());
-        if proven {
-            let _ = self.known.push(mac);
-            return Some(mac);
-        }
-        None
+        let _ = self.known.push(Known {
+            mac,
+            configured: false,
+            last_ns: s.ts_ns,
+        });
+        self.sync();
+        news.found = Some(mac);
+        news
     }
 }

@@ -13,10 +13,45 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use heapless::index_map::FnvIndexMap;
 
-use crate::window::ArpVerdict;
 use crate::wire::{self, dhcp, App, Mac, Net, Summary};
+pub use arp_watch::ArpVerdict;
 use arp_watch::ArpWatch;
 use gateway::Gateways;
+
+/// A device that sent a single frame and nothing more within this long is forgotten without
+/// a word: one damaged or forged frame must not leave a device behind.
+pub const CONFIRM_WITHIN_NS: u64 = 60_000_000_000;
+/// New stations within [`FLOOD_WINDOW_NS`] that make a MAC flood.
+pub const FLOOD_MACS: u32 = 100;
+/// The span a MAC flood is counted over.
+pub const FLOOD_WINDOW_NS: u64 = 60_000_000_000;
+/// Attribution notices waiting for the engine.
+const NOTICES: usize = 32;
+
+/// Something about who is who on the LAN that a person should hear about at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// `mac` was found to route the LAN's internet traffic while another router was known:
+    /// a second router, a router with a new MAC, or a station forwarding the LAN's traffic.
+    Gateway { mac: Mac, ts_ns: u64 },
+    /// The device's frames to the internet now go to `to` instead of `from`.
+    NextHop {
+        device: Mac,
+        from: Mac,
+        to: Mac,
+        ts_ns: u64,
+    },
+    /// `mac` claimed (ARP) the IPv4 address `ip` that `held_by` held.
+    ArpClaim {
+        mac: Mac,
+        ip: [u8; 4],
+        held_by: Mac,
+        ts_ns: u64,
+    },
+    /// `count` never-seen stations appeared within a minute (a MAC flood), the first from
+    /// `first`.
+    MacFlood { count: u32, first: Mac, ts_ns: u64 },
+}
 
 /// Devices tracked at once (a power of two, for the index). Change it here.
 pub const MAX_DEVICES: usize = 256;
@@ -102,11 +137,20 @@ pub fn copy_printable<const N: usize>(bytes: &[u8], out: &mut heapless::String<N
 #[derive(Clone, Debug)]
 pub struct Device {
     pub mac: Mac,
+    /// Where its frames to the internet went last (its router), when seen.
+    pub next_hop: Option<Mac>,
     pub first_seen_ns: u64,
     pub last_seen_ns: u64,
     pub packets_out: u64,
     pub packets_in: u64,
     pub identity: Identity,
+}
+
+impl Device {
+    /// It sent more than one valid frame: a station, not a damaged or forged frame.
+    pub fn confirmed(&self) -> bool {
+        self.packets_out >= 2
+    }
 }
 
 /// One end of a packet that is a device.
@@ -124,7 +168,8 @@ pub struct Observation {
     pub sender: Option<Seen>,
     /// The device it was addressed to.
     pub receiver: Option<Seen>,
-    /// A device that this packet showed to be the gateway: it is no longer a device.
+    /// A device that this packet showed to be a gateway: it stops being a device once its
+    /// open window is closed ([`Table::retire`]).
     pub retired: Option<DeviceId>,
     /// What the sender's ARP packet (if any) amounted to.
     pub arp: ArpVerdict,
@@ -135,6 +180,12 @@ pub struct Observation {
 pub struct TableStats {
     pub devices_seen: u64,
     pub evicted: u64,
+    /// Frames from stations that had not sent a valid frame before (not devices yet).
+    pub first_frames: u64,
+    /// MAC floods noticed.
+    pub mac_floods: u64,
+    /// Notices dropped because the engine did not take them in time.
+    pub notices_dropped: u64,
 }
 
 /// The device table.
@@ -144,6 +195,10 @@ pub struct Table {
     gateways: Gateways,
     arp: ArpWatch,
     stats: TableStats,
+    /// New stations in the current flood-counting span: (span start, count, first MAC,
+    /// a flood was reported in this span).
+    newcomers: (u64, u32, Mac, bool),
+    notices: heapless::Deque<Notice, NOTICES>,
 }
 
 impl Table {
@@ -156,7 +211,62 @@ impl Table {
             gateways: Gateways::new(gateways, auto_gateway),
             arp: ArpWatch::default(),
             stats: TableStats::default(),
+            newcomers: (0, 0, Mac::UNKNOWN, false),
+            notices: heapless::Deque::new(),
         }
+    }
+
+    /// The oldest attribution notice not taken yet.
+    pub fn take_notice(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    fn notify(&mut self, n: Notice) {
+        if self.notices.is_full() {
+            self.notices.pop_front();
+            self.stats.notices_dropped += 1;
+        }
+        let _ = self.notices.push_back(n);
+    }
+
+    /// Removes a device that [`Observation::retired`] named, once its window is closed.
+    pub fn retire(&mut self, id: DeviceId) {
+        if let Some(d) = self.slots.get_mut(id as usize).and_then(Option::take) {
+            self.index.swap_remove(&d.mac);
+        }
+    }
+
+    /// Counts a station's first frame towards a MAC flood.
+    fn newcomer(&mut self, mac: Mac, ts_ns: u64) {
+        self.stats.first_frames += 1;
+        let (start, count, first, reported) = &mut self.newcomers;
+        if ts_ns >= *start + FLOOD_WINDOW_NS {
+            *start = ts_ns;
+            *count = 0;
+            *first = mac;
+            *reported = false;
+        }
+        *count += 1;
+        if *count >= FLOOD_MACS && !*reported {
+            *reported = true;
+            self.stats.mac_floods += 1;
+            let n = Notice::MacFlood {
+                count: *count,
+                first: *first,
+                ts_ns,
+            };
+            self.notify(n);
+        }
+    }
+
+    /// Devices that sent one frame and nothing since [`CONFIRM_WITHIN_NS`] before `ts_ns`:
+    /// the caller drops their windows and forgets them ([`Table::retire`]).
+    pub fn unconfirmed_before(&self, ts_ns: u64) -> impl Iterator<Item = DeviceId> + '_ {
+        self.devices()
+            .filter(move |(_, d)| {
+                !d.confirmed() && d.first_seen_ns.saturating_add(CONFIRM_WITHIN_NS) < ts_ns
+            })
+            .map(|(id, _)| id)
     }
 
     pub fn capacity(&self) -> usize {
@@ -169,6 +279,11 @@ impl Table {
 
     pub fn gateways(&self) -> &[Mac] {
         self.gateways.known()
+    }
+
+    /// The device with this MAC, if it is one.
+    pub fn find(&self, mac: Mac) -> Option<&Device> {
+        self.index.get(&mac).and_then(|&id| self.get(id))
     }
 
     pub fn get(&self, id: DeviceId) -> Option<&Device> {
@@ -191,22 +306,52 @@ impl Table {
         self.index.is_empty()
     }
 
-    /// Attributes a packet to its devices, learning identities and gateways on the way.
+    /// Attributes a packet to its devices, learning identities and gateways on the way. A
+    /// station becomes a device with its first valid frame, but is only *confirmed* (its
+    /// identity learned, announced) by its second; frames to a station are its only once it
+    /// is a device (receivers are never made from others' frames).
     pub fn observe(&mut self, s: &Summary<'_>) -> Observation {
         let mut obs = Observation::default();
-        if let Some(gw) = self.gateways.observe(s) {
-            if let Some(id) = self.index.swap_remove(&gw) {
-                self.slots[id as usize] = None;
+        let (index, slots) = (&self.index, &self.slots);
+        let news = self.gateways.observe(s, |m| {
+            index
+                .get(&m)
+                .and_then(|&id| slots[id as usize].as_ref())
+                .is_some_and(|d| !d.identity.ipv4.is_empty() || !d.identity.ipv6.is_empty())
+        });
+        if let Some(gw) = news.found {
+            if let Some(&id) = self.index.get(&gw) {
                 obs.retired = Some(id);
             }
+            if news.another {
+                self.notify(Notice::Gateway {
+                    mac: gw,
+                    ts_ns: s.ts_ns,
+                });
+            }
+        }
+        if let Net::Arp(a) = &s.net {
+            // every station's ARP is watched, routers' included
+            let v = self.arp.observe(a);
+            if let Some(held_by) = v.held_by {
+                self.notify(Notice::ArpClaim {
+                    mac: a.sender_mac,
+                    ip: a.sender_ip,
+                    held_by,
+                    ts_ns: s.ts_ns,
+                });
+            }
+            obs.arp = v.verdict;
         }
         if self.is_device(&s.src_mac) {
             let seen = self.upsert(s.src_mac, s.ts_ns);
-            obs.sender = Some(seen);
-            if let Net::Arp(a) = &s.net {
-                obs.arp = self.arp.observe(a);
+            if seen.new {
+                self.newcomer(s.src_mac, s.ts_ns);
             }
+            obs.sender = Some(seen);
             self.learn(seen.id, s);
+        } else {
+            obs.arp = ArpVerdict::default();
         }
         let receiver_mac = if s.dst_mac == Mac::UNKNOWN {
             self.mac_of_dst(s)
@@ -214,18 +359,25 @@ impl Table {
             Some(s.dst_mac)
         };
         if let Some(mac) = receiver_mac.filter(|m| self.is_device(m) && *m != s.src_mac) {
-            let seen = self.upsert(mac, s.ts_ns);
-            if let Some(d) = self.slots[seen.id as usize].as_mut() {
-                d.packets_in += 1;
+            if let Some(&id) = self.index.get(&mac) {
+                if let Some(d) = self.slots[id as usize].as_mut() {
+                    d.packets_in += 1;
+                    d.last_seen_ns = d.last_seen_ns.max(s.ts_ns);
+                }
+                obs.receiver = Some(Seen { id, new: false });
             }
-            obs.receiver = Some(seen);
         }
-        // a new device may have taken the slot of one retired above
         if obs.retired.is_some()
             && (obs.sender.map(|x| x.id) == obs.retired
                 || obs.receiver.map(|x| x.id) == obs.retired)
         {
-            obs.retired = None;
+            // the frame that proved it a router is not the device's any more
+            if obs.sender.map(|x| x.id) == obs.retired {
+                obs.sender = None;
+            }
+            if obs.receiver.map(|x| x.id) == obs.retired {
+                obs.receiver = None;
+            }
         }
         obs
     }
@@ -260,6 +412,7 @@ impl Table {
         };
         self.slots[id as usize] = Some(Device {
             mac,
+            next_hop: None,
             first_seen_ns: ts_ns,
             last_seen_ns: ts_ns,
             packets_out: 0,
@@ -272,11 +425,12 @@ impl Table {
         Seen { id, new: true }
     }
 
-    /// Frees the slot of the device seen least recently (ties: the lowest slot).
+    /// Frees the slot of a device that never confirmed itself, else of the device seen least
+    /// recently (ties: the lowest slot): a flood of one-frame MACs churns among itself.
     fn evict(&mut self) -> DeviceId {
         let (id, mac) = self
             .devices()
-            .min_by_key(|(_, d)| d.last_seen_ns)
+            .min_by_key(|(_, d)| (d.confirmed(), d.last_seen_ns))
             .map(|(id, d)| (id, d.mac))
             .expect("evict is only called on a full table");
         self.index.swap_remove(&mac);
@@ -290,6 +444,25 @@ impl Table {
             return;
         };
         d.packets_out += 1;
+        if !d.confirmed() {
+            // one frame tells nothing about who a station is: it may be damaged or forged
+            return;
+        }
+        let mut hop_change = None;
+        if let Net::Ip { dst, .. } = &s.net {
+            // a remote address the next station sends from itself is that station's own
+            // (a LAN host with a public address), not a route
+            let routed = !wire::ip::is_local(dst)
+                && s.dst_mac != Mac::UNKNOWN
+                && !self.gateways.sends_from(s.dst_mac, dst);
+            if routed {
+                match d.next_hop {
+                    Some(h) if h != s.dst_mac => hop_change = Some((d.mac, h, s.dst_mac)),
+                    _ => {}
+                }
+                d.next_hop = Some(s.dst_mac);
+            }
+        }
         match &s.net {
             Net::Ip { src, .. } => d.identity.learn_ip(src),
             Net::Arp(a) if a.sender_mac == s.src_mac => d.identity.learn_ip(&wire::v4(a.sender_ip)),
@@ -307,6 +480,14 @@ impl Table {
                 let _ = wire::dns::write_name(msg, *at, &mut d.identity.mdns_name);
             }
             _ => {}
+        }
+        if let Some((device, from, to)) = hop_change {
+            self.notify(Notice::NextHop {
+                device,
+                from,
+                to,
+                ts_ns: s.ts_ns,
+            });
         }
     }
 }
@@ -336,56 +517,228 @@ mod tests {
 
     const ROUTER: Mac = Mac([2, 0, 0, 0, 0, 1]);
 
+    fn mac(n: u8) -> Mac {
+        Mac([2, 0, 0, 0, 0, n])
+    }
+
+    /// A LAN with a router (MAC 1, 192.168.1.1) that devices 9 and 10 use: each device
+    /// talks to two internet hosts and gets answers; the router speaks from its LAN address.
+    fn lan() -> Table {
+        let mut t = Table::new(16, &[], true);
+        let mut ts = 0;
+        for d in [9u8, 10] {
+            for host in [3u8, 4] {
+                ts += 1;
+                see(
+                    &mut t,
+                    &pkt(ts, d, ROUTER, [192, 168, 1, d], [52, 1, 2, host]),
+                );
+                ts += 1;
+                see(
+                    &mut t,
+                    &pkt(ts, 1, mac(d), [52, 1, 2, host], [192, 168, 1, d]),
+                );
+            }
+            ts += 1;
+            see(
+                &mut t,
+                &pkt(ts, 1, mac(d), [192, 168, 1, 1], [192, 168, 1, d]),
+            );
+        }
+        t
+    }
+
+    /// What the pipeline does with a packet's observation: a device found to be a router
+    /// leaves the table.
+    fn see(t: &mut Table, s: &Summary<'_>) -> Observation {
+        let o = t.observe(s);
+        if let Some(id) = o.retired {
+            t.retire(id);
+        }
+        o
+    }
+
+    fn notices(t: &mut Table) -> Vec<Notice> {
+        std::iter::from_fn(|| t.take_notice()).collect()
+    }
+
     #[test]
-    fn gateway_is_found_and_traffic_goes_to_the_device() {
-        let mut t = Table::new(8, &[], true);
-        // the router answers DNS from its LAN address first: it looks like a device
-        let o = t.observe(&pkt(
-            1,
-            1,
-            Mac([2, 0, 0, 0, 0, 9]),
-            [192, 168, 1, 1],
-            [192, 168, 1, 9],
-        ));
-        assert!(o.sender.unwrap().new && o.receiver.unwrap().new);
-        let router_id = o.sender.unwrap().id;
-        // the device talks to two internet hosts through it
-        let o = t.observe(&pkt(2, 9, ROUTER, [192, 168, 1, 9], [52, 1, 2, 3]));
-        assert_eq!(o.retired, None);
-        let o = t.observe(&pkt(3, 9, ROUTER, [192, 168, 1, 9], [52, 1, 2, 4]));
-        assert_eq!(o.retired, Some(router_id));
+    fn the_router_is_found_from_both_sides_and_its_traffic_goes_to_the_devices() {
+        let mut t = lan();
         assert_eq!(t.gateways(), &[ROUTER]);
-        assert!(o.receiver.is_none());
+        assert!(t.find(ROUTER).is_none());
+        assert!(notices(&mut t).is_empty(), "the first router is no news");
         // replies from the internet are the device's incoming traffic
-        let o = t.observe(&pkt(
-            4,
-            1,
-            Mac([2, 0, 0, 0, 0, 9]),
-            [52, 1, 2, 3],
-            [192, 168, 1, 9],
-        ));
+        let o = see(
+            &mut t,
+            &pkt(100, 1, mac(9), [52, 1, 2, 3], [192, 168, 1, 9]),
+        );
         assert!(o.sender.is_none());
         assert!(!o.receiver.unwrap().new);
-        assert_eq!(t.len(), 1);
-        let (_, d) = t.devices().next().unwrap();
+        assert_eq!(t.len(), 2);
+        let d = t.find(mac(9)).unwrap();
         assert_eq!(d.identity.ipv4.as_slice(), &[Ipv4Addr::new(192, 168, 1, 9)]);
+        assert_eq!(d.next_hop, Some(ROUTER));
+    }
+
+    #[test]
+    fn a_lan_station_with_a_public_address_stays_a_device_while_it_scans() {
+        let mut t = lan();
+        // 45.1.1.1 on the LAN (MAC 66) scans the devices; they answer it
+        for (i, d) in (0..200u64).zip([9u8, 10].iter().cycle()) {
+            see(
+                &mut t,
+                &pkt(1000 + i, 66, mac(*d), [45, 1, 1, 1], [192, 168, 1, *d]),
+            );
+            see(
+                &mut t,
+                &pkt(1000 + i, *d, mac(66), [192, 168, 1, *d], [45, 1, 1, 1]),
+            );
+        }
+        assert_eq!(t.gateways(), &[ROUTER]);
+        assert!(t.find(mac(66)).is_some(), "the scanner is watched");
+        // and two public-address stations talking to each other both stay devices
+        for i in 0..50u64 {
+            see(
+                &mut t,
+                &pkt(2000 + i, 70, mac(71), [46, 1, 1, 1], [47, 1, 1, 1]),
+            );
+            see(
+                &mut t,
+                &pkt(2000 + i, 71, mac(70), [47, 1, 1, 1], [46, 1, 1, 1]),
+            );
+        }
+        assert_eq!(t.gateways(), &[ROUTER]);
+        assert!(t.find(mac(70)).is_some() && t.find(mac(71)).is_some());
+        assert!(notices(&mut t).is_empty());
+    }
+
+    #[test]
+    fn a_forwarding_man_in_the_middle_is_news_and_the_router_stays() {
+        let mut t = lan();
+        let mitm = mac(66);
+        // it speaks from a LAN address of its own, then device 9's internet traffic goes
+        // through it and it forwards the answers
+        see(
+            &mut t,
+            &pkt(499, 66, mac(9), [192, 168, 1, 66], [192, 168, 1, 9]),
+        );
+        see(
+            &mut t,
+            &pkt(500, 66, mac(9), [192, 168, 1, 66], [192, 168, 1, 9]),
+        );
+        see(&mut t, &pkt(501, 9, mitm, [192, 168, 1, 9], [52, 1, 2, 3]));
+        see(
+            &mut t,
+            &pkt(502, 66, mac(9), [52, 1, 2, 3], [192, 168, 1, 9]),
+        );
+        assert!(t.gateways().contains(&ROUTER), "the router stays a router");
+        let n = notices(&mut t);
+        assert!(
+            n.contains(&Notice::NextHop {
+                device: mac(9),
+                from: ROUTER,
+                to: mitm,
+                ts_ns: 501
+            }),
+            "{n:?}"
+        );
+        assert!(
+            n.contains(&Notice::Gateway {
+                mac: mitm,
+                ts_ns: 502
+            }),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn a_router_replaced_by_a_new_mac_is_news() {
+        let mut t = lan();
+        let new = mac(77);
+        see(
+            &mut t,
+            &pkt(599, 77, mac(9), [192, 168, 1, 1], [192, 168, 1, 9]),
+        );
+        see(
+            &mut t,
+            &pkt(600, 77, mac(9), [192, 168, 1, 1], [192, 168, 1, 9]),
+        );
+        see(&mut t, &pkt(601, 9, new, [192, 168, 1, 9], [52, 1, 2, 3]));
+        see(
+            &mut t,
+            &pkt(602, 77, mac(9), [52, 1, 2, 3], [192, 168, 1, 9]),
+        );
+        assert!(t.gateways().contains(&new));
+        let n = notices(&mut t);
+        assert!(
+            n.contains(&Notice::Gateway {
+                mac: new,
+                ts_ns: 602
+            }),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn one_frame_confirms_nobody_and_receivers_are_not_made_from_others_frames() {
+        let mut t = lan();
+        // a frame with a flipped MAC bit (mac 89 instead of 9) carrying device 9's address
+        let o = see(
+            &mut t,
+            &pkt(700, 89, ROUTER, [192, 168, 1, 9], [52, 1, 2, 3]),
+        );
+        let phantom = t.get(o.sender.unwrap().id).unwrap();
+        assert!(!phantom.confirmed());
+        assert!(
+            phantom.identity.ipv4.is_empty(),
+            "no identity from one frame"
+        );
+        assert_eq!(t.unconfirmed_before(700 + CONFIRM_WITHIN_NS + 1).count(), 1);
+        // frames addressed to a station that never sent make no device
+        let o = see(
+            &mut t,
+            &pkt(701, 9, mac(123), [192, 168, 1, 9], [192, 168, 1, 123]),
+        );
+        assert!(o.receiver.is_none() && t.find(mac(123)).is_none());
+    }
+
+    #[test]
+    fn a_mac_flood_is_one_notice_and_confirmed_devices_survive_it() {
+        let mut t = Table::new(8, &[ROUTER], false);
+        for d in [9u8, 10] {
+            see(&mut t, &pkt(1, d, ROUTER, [192, 168, 1, d], [52, 1, 2, 3]));
+            see(&mut t, &pkt(2, d, ROUTER, [192, 168, 1, d], [52, 1, 2, 3]));
+        }
+        for i in 0..2000u32 {
+            let mut p = pkt(10 + u64::from(i), 0, ROUTER, [10, 9, 0, 1], [10, 9, 0, 2]);
+            p.src_mac = Mac([0x0a, 0, 0, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            see(&mut t, &p);
+        }
+        let floods = notices(&mut t)
+            .into_iter()
+            .filter(|n| matches!(n, Notice::MacFlood { .. }))
+            .count();
+        assert_eq!(floods, 1);
+        assert!(t.find(mac(9)).is_some() && t.find(mac(10)).is_some());
+        assert_eq!(t.stats().mac_floods, 1);
     }
 
     #[test]
     fn full_table_evicts_least_recently_seen() {
         let mut t = Table::new(4, &[ROUTER], false);
         for i in 0..4u8 {
-            t.observe(&pkt(
-                u64::from(i) + 10,
-                10 + i,
-                ROUTER,
-                [10, 0, 0, 10 + i],
-                [1, 1, 1, 1],
-            ));
+            for _ in 0..2 {
+                let ts = u64::from(i) + 10;
+                see(
+                    &mut t,
+                    &pkt(ts, 10 + i, ROUTER, [10, 0, 0, 10 + i], [1, 1, 1, 1]),
+                );
+            }
         }
         // device 10 is seen again, so 11 is now the oldest
-        t.observe(&pkt(20, 10, ROUTER, [10, 0, 0, 10], [1, 1, 1, 1]));
-        let o = t.observe(&pkt(21, 99, ROUTER, [10, 0, 0, 99], [1, 1, 1, 1]));
+        see(&mut t, &pkt(20, 10, ROUTER, [10, 0, 0, 10], [1, 1, 1, 1]));
+        let o = see(&mut t, &pkt(21, 99, ROUTER, [10, 0, 0, 99], [1, 1, 1, 1]));
         assert!(o.sender.unwrap().new);
         assert_eq!(t.stats().evicted, 1);
         assert_eq!(t.len(), 4);
@@ -399,18 +752,22 @@ mod tests {
     #[test]
     fn spoofed_sources_do_not_make_a_gateway() {
         let mut t = Table::new(8, &[], true);
-        let victim = Mac([2, 0, 0, 0, 0, 7]);
+        let victim = mac(7);
+        see(&mut t, &pkt(0, 7, ROUTER, [192, 168, 1, 7], [52, 0, 0, 1]));
         for i in 0..50u8 {
-            t.observe(&pkt(
-                u64::from(i),
-                66,
-                victim,
-                [45, 0, i, 1],
-                [192, 168, 1, 7],
-            ));
+            see(
+                &mut t,
+                &pkt(
+                    u64::from(i) + 1,
+                    66,
+                    victim,
+                    [45, 0, i, 1],
+                    [192, 168, 1, 7],
+                ),
+            );
         }
         assert!(t.gateways().is_empty());
-        assert_eq!(t.len(), 2);
+        assert!(t.find(mac(66)).is_some() && t.find(victim).is_some());
     }
 
     #[test]

@@ -94,6 +94,11 @@ impl Baseline {
         }
     }
 
+    /// The capture starts at `ts_ns`: learning counts from its window (as the detector's).
+    pub fn begin(&mut self, ts_ns: u64) {
+        self.first_window.get_or_insert(ts_ns / self.window_ns);
+    }
+
     pub fn on_window(&mut self, slot: usize, mac: Mac, start_ns: u64, f: &Features) -> BaseOutcome {
         let window = start_ns / self.window_ns;
         let first = *self.first_window.get_or_insert(window);

@@ -431,6 +431,7 @@ pub fn evaluate(
     let det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
     let mut engine = Engine::new(&cfg, crate::capture::LinkType::Ethernet, Some(det))?;
     let mut base = Baseline::new(learning, crate::device::MAX_DEVICES, window_ns);
+    base.begin(first_ts);
     let (mut tm, mut tb) = (Tally::default(), Tally::default());
     let mut benign_windows = 0u64;
     let first_window = first_ts / window_ns;

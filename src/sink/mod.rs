@@ -222,6 +222,7 @@ mod tests {
                 ipv6: vec![],
                 name: String::new(),
                 vendor_class: String::new(),
+                randomized: false,
             },
             window_start: String::new(),
             window_end: String::new(),
@@ -231,6 +232,7 @@ mod tests {
             threshold_source: ThresholdSource::Population,
             severity: Severity::Low,
             explanation: vec![],
+            detail: None,
         }
     }
 

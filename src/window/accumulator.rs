@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
 use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Pending};
+pub use crate::device::ArpVerdict;
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
 
 /// Which way a packet went, seen from the device.
@@ -14,15 +15,6 @@ pub enum Direction {
     Out,
     /// It was addressed to the device.
     In,
-}
-
-/// What the device table concluded about an ARP packet the device sent.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ArpVerdict {
-    /// The sender claimed an IP that another MAC held.
-    pub conflict: bool,
-    /// A reply nobody asked for (or a gratuitous announcement).
-    pub unasked: bool,
 }
 
 /// Packets at most this long count as small.

@@ -53,6 +53,22 @@ struct Slot {
     login_slow: f32,
 }
 
+impl Slot {
+    /// Closes the open window into the ring; returns it.
+    fn close(&mut self, slow_decay: f32) -> &Features {
+        let mut features = self.acc.close();
+        let slow = self.login_slow * slow_decay + features[Feat::LoginAttempts];
+        self.login_slow = if slow < SLOW_ZERO { 0.0 } else { slow };
+        features[Feat::LoginAttemptsSlow] = self.login_slow;
+        if self.ring.is_full() {
+            self.ring.pop_front();
+        }
+        // cannot fail: a slot was just freed if the ring was full
+        let _ = self.ring.push_back(features);
+        self.ring.back().expect("just pushed")
+    }
+}
+
 /// Half-life of the slow features, in seconds.
 pub const SLOW_HALF_LIFE_S: f64 = 600.0;
 
@@ -166,21 +182,26 @@ impl Windows {
     fn close(&mut self, window: u64, emit: &mut impl FnMut(Closed<'_>)) {
         let start_ns = window * self.len_ns;
         for (id, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.active) {
-            let mut features = slot.acc.close();
-            let slow = slot.login_slow * self.slow_decay + features[Feat::LoginAttempts];
-            slot.login_slow = if slow < SLOW_ZERO { 0.0 } else { slow };
-            features[Feat::LoginAttemptsSlow] = slot.login_slow;
-            if slot.ring.is_full() {
-                slot.ring.pop_front();
-            }
-            // cannot fail: a slot was just freed if the ring was full
-            let _ = slot.ring.push_back(features);
             self.stats.closed += 1;
-            let features = slot.ring.back().expect("just pushed");
             emit(Closed {
                 device: id as DeviceId,
                 start_ns,
-                features,
+                features: slot.close(self.slow_decay),
+            });
+        }
+    }
+
+    /// Closes the open window of one device now (it stops being a device).
+    pub fn close_one(&mut self, id: DeviceId, emit: &mut impl FnMut(Closed<'_>)) {
+        let (Some(window), Some(slot)) = (self.current, self.slots.get_mut(id as usize)) else {
+            return;
+        };
+        if slot.active {
+            self.stats.closed += 1;
+            emit(Closed {
+                device: id,
+                start_ns: window * self.len_ns,
+                features: slot.close(self.slow_decay),
             });
         }
     }

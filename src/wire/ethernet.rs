@@ -33,6 +33,11 @@ impl Mac {
     }
 
     /// The 24-bit Organisationally Unique Identifier (the vendor prefix).
+    /// A locally administered address (bit 1 of the first octet): randomized, private MACs.
+    pub fn is_local_admin(&self) -> bool {
+        self.0[0] & 0x02 != 0
+    }
+
     pub fn oui(&self) -> u32 {
         u32::from_be_bytes([0, self.0[0], self.0[1], self.0[2]])
     }
