@@ -11,6 +11,7 @@
 //! [`Sink::idle`], which their thread calls between events.
 
 pub mod jsonl;
+pub mod mqtt;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
