@@ -556,6 +556,58 @@ mod tests {
     }
 
     #[test]
+    fn mqtt_brokers_and_their_errors() {
+        let url = |s: &str| BrokerUrl::parse(s);
+        assert_eq!(
+            url("mqtt://10.0.0.2").unwrap(),
+            BrokerUrl {
+                tls: false,
+                host: "10.0.0.2".into(),
+                port: 1883
+            }
+        );
+        let tls = url("mqtts://broker.lan/").unwrap();
+        assert_eq!((tls.tls, tls.port), (true, 8883));
+        let v6 = url("mqtt://[fd00::2]:1884").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("fd00::2", 1884));
+        assert_eq!(v6.to_string(), "mqtt://[fd00::2]:1884");
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://x:0",
+            "mqtt://x:65536",
+            "mqtt://user:pw@x",
+            "mqtt://x/topic",
+            "x:1883",
+        ] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+        let on = |extra: &str| {
+            Config::parse(&format!(
+                r#"{{"mqtt": {{"broker": "mqtt://pi.lan", {extra}}}}}"#
+            ))
+        };
+        assert!(on(r#""username": "iotad", "password": "x""#).is_ok());
+        for (extra, key) in [
+            (
+                r#""username": "u", "password": "x", "password_file": "/p""#,
+                "mqtt.password",
+            ),
+            (r#""password": "x""#, "mqtt.username"),
+            (r#""ca_file": "/ca.pem""#, "mqtt.ca_file"),
+            (r#""topic_base": "home/#""#, "mqtt.topic_base"),
+            (r#""discovery_prefix": "/ha""#, "mqtt.discovery_prefix"),
+            (r#""keepalive_secs": 1"#, "mqtt.keepalive_secs"),
+            (r#""queue": 0"#, "mqtt.queue"),
+        ] {
+            let e = on(extra).unwrap_err();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let e = Config::parse(r#"{"mqtt": {"broker": "tcp://pi"}}"#).unwrap_err();
+        assert!(e.contains("mqtt.broker"), "{e}");
+    }
+
+    #[test]
     fn every_key_is_documented_and_the_example_reads_back() {
         let value = serde_json::to_value(Config::default()).unwrap();
         let mut keys = Vec::new();
