@@ -34,8 +34,8 @@ pub trait Sink: Send {
         Duration::from_millis(ms).min(MAX_BACKOFF)
     }
 
-    /// Called when no event waits, and at least every [`IDLE_EVERY`] between events: work
-    /// besides events (publishing state).
+    /// Called when no event came for [`IDLE_EVERY`], and at least every [`IDLE_MAX`] while
+    /// events keep coming: work besides events (publishing state).
     fn idle(&mut self) {}
 
     /// Called once at exit, after the queue drained or the time for it ran out; must return
@@ -43,8 +43,10 @@ pub trait Sink: Send {
     fn close(&mut self, _deadline: Instant) {}
 }
 
-/// How often a sink's [`Sink::idle`] runs at least.
+/// A sink is idle when no event came for this long.
 pub const IDLE_EVERY: Duration = Duration::from_millis(250);
+/// A sink's [`Sink::idle`] runs at least this often, even while events keep coming.
+pub const IDLE_MAX: Duration = Duration::from_secs(1);
 
 /// The latest snapshot of the node, posted by the capture loop and read by sinks that publish
 /// state. Posting replaces the previous snapshot: nobody waits, nothing piles up.
@@ -209,16 +211,20 @@ fn run(label: &str, q: &Queue, sink: &mut dyn Sink) {
     let mut failures = 0u32;
     let mut last_idle = Instant::now();
     loop {
-        if last_idle.elapsed() >= IDLE_EVERY {
-            sink.idle();
-            last_idle = Instant::now();
-        }
         let Some((seq, e)) = q.front(IDLE_EVERY) else {
             if q.is_closed() {
                 break;
             }
+            sink.idle();
+            last_idle = Instant::now();
             continue;
         };
+        // events go first (a state never runs ahead of the event that changed it), but not
+        // for ever
+        if last_idle.elapsed() >= IDLE_MAX {
+            sink.idle();
+            last_idle = Instant::now();
+        }
         match sink.deliver(&e) {
             Ok(()) => {
                 q.done(seq);
