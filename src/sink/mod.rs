@@ -12,6 +12,7 @@
 
 pub mod jsonl;
 pub mod mqtt;
+pub mod tls;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

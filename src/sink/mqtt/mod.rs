@@ -317,43 +317,6 @@ fn password(cfg: &MqttConfig) -> Result<Option<String>, String> {
     Ok(Some(text.lines().next().unwrap_or("").to_string()))
 }
 
-/// TLS settings for an mqtts:// broker: its CA from `ca_file`, else the system's roots.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
-    use rustls::pki_types::{pem::PemObject, CertificateDer};
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| format!("mqtt.ca_file {}: {e}", path.display()))?;
-            let (added, _) = roots.add_parsable_certificates(certs);
-            if added == 0 {
-                return Err(format!(
-                    "mqtt.ca_file {}: no usable PEM certificate in it",
-                    path.display()
-                ));
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                return Err(
-                    "mqtts://: no CA certificates on this system (Debian: ca-certificates); \
-                     name the broker's CA with mqtt.ca_file"
-                        .into(),
-                );
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 impl MqttSink {
     /// The sink the configuration asks for, connecting in the background; `None` when no
     /// broker is configured.
@@ -393,7 +356,7 @@ impl MqttSink {
             options.set_credentials(user, password(cfg)?.unwrap_or_default());
         }
         if url.tls {
-            let tls = tls_config(cfg.ca_file.as_deref())?;
+            let tls = super::tls::client_config(cfg.ca_file.as_deref(), "mqtt.ca_file")?;
             options.set_transport(rumqttc::Transport::tls_with_config(
                 rumqttc::TlsConfiguration::Rustls(Arc::new(tls)),
             ));
@@ -781,17 +744,5 @@ mod tests {
         );
         assert!(due(&None, &s, 3, every, much));
         assert_eq!(round2(23.456), 23.46);
-    }
-
-    #[test]
-    fn tls_settings_read_a_ca_file_and_refuse_an_empty_one() {
-        let dir = std::env::temp_dir().join(format!("iotad-mqtt-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty = dir.join("empty.pem");
-        std::fs::write(&empty, "not a certificate\n").unwrap();
-        let e = tls_config(Some(&empty)).unwrap_err();
-        assert!(e.contains("mqtt.ca_file"), "{e}");
-        assert!(tls_config(Some(&dir.join("missing.pem"))).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
