@@ -1,5 +1,5 @@
 //! The configuration: one JSON file in sections (`capture`, `pipeline`, `detect`, `model`,
-//! `state`, `events`, `mqtt`), every key optional, unknown keys and invalid values rejected with the
+//! `state`, `events`, `mqtt`, `webhook`), every key optional, unknown keys and invalid values rejected with the
 //! key and the file named, overridden by command-line flags. Defaults live in the `Default`
 //! impls here (and `DetectConfig`'s); what each key means lives in [`KEYS`], which
 //! `iotad config --example` and the README's table are made from. Lines whose first
@@ -29,6 +29,7 @@ pub struct Config {
     pub state: StateConfig,
     pub events: EventsConfig,
     pub mqtt: MqttConfig,
+    pub webhook: WebhookConfig,
 }
 
 /// Live capture (`iotad run`).
@@ -296,6 +297,143 @@ impl MqttConfig {
     }
 }
 
+/// The `webhook` configuration section.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    pub url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u32,
+    pub queue: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> WebhookConfig {
+        WebhookConfig {
+            url: None,
+            token_file: None,
+            ca_file: None,
+            timeout_secs: 10,
+            queue: 1000,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Checks the section's values; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self.url.as_deref().map(HttpUrl::parse).transpose()?;
+        if self.ca_file.is_some() && url.as_ref().is_some_and(|u| !u.tls) {
+            return Err("webhook.ca_file is for https:// URLs; webhook.url is http://".into());
+        }
+        if !(1..=300).contains(&self.timeout_secs) {
+            return Err(format!(
+                "webhook.timeout_secs must be 1 to 300, not {}",
+                self.timeout_secs
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.queue) {
+            return Err(format!(
+                "webhook.queue must be 1 to 1000000, not {}",
+                self.queue
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An http:// or https:// URL: host, port, and the path with its query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl HttpUrl {
+    pub fn parse(url: &str) -> Result<HttpUrl, String> {
+        let bad = |why: &str| {
+            format!("webhook.url {url:?}: {why} (like https://ha.lan:8123/api/webhook/iotad)")
+        };
+        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err(bad("the scheme must be http:// or https://"));
+        };
+        if url.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(bad("spaces and control characters are not allowed"));
+        }
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        if authority.contains('@') {
+            return Err(bad(
+                "credentials in the URL are not supported: use webhook.token_file",
+            ));
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
+                (h, after.strip_prefix(':'))
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None if tls => 443,
+            None => 80,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("the port must be 1 to 65535"))?,
+        };
+        Ok(HttpUrl {
+            tls,
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    /// The Host header: the host, bracketed when IPv6, with the port unless the default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match (self.tls, self.port) {
+            (true, 443) | (false, 80) => host,
+            _ => format!("{host}:{}", self.port),
+        }
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.path)
+    }
+}
+
 /// What every key means, in file order: the one place the documentation of a key lives.
 pub const KEYS: &[(&str, &str)] = &[
     ("capture.interface", "interface to capture on (null: the interface of the default route)"),
@@ -340,6 +478,11 @@ pub const KEYS: &[(&str, &str)] = &[
     ("mqtt.device_state_secs", "a device's state is published when it changes, at most this often (an anomaly at once)"),
     ("mqtt.discovery", "publish Home Assistant discovery configs (one per device)"),
     ("mqtt.discovery_prefix", "Home Assistant's discovery prefix"),
+    ("webhook.url", "URL each event is POSTed to as JSON (http:// or https://), or null for none"),
+    ("webhook.token_file", "file whose first line is sent as Authorization: Bearer, or null"),
+    ("webhook.ca_file", "PEM file of the CA that signed an https:// server's certificate (null: the system's roots)"),
+    ("webhook.timeout_secs", "seconds to connect, send and get an answer before trying again later"),
+    ("webhook.queue", "events waiting for the receiver before the oldest is dropped (and counted)"),
 ];
 
 impl Config {
@@ -438,7 +581,8 @@ impl Config {
                 self.events.queue
             ));
         }
-        self.mqtt.validate()
+        self.mqtt.validate()?;
+        self.webhook.validate()
     }
 
     /// The defaults as a JSON file with each key's meaning as a comment above it.

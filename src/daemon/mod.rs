@@ -21,7 +21,7 @@ use crate::config::{Config, DEFAULT_PATH};
 use crate::detect::Detector;
 use crate::engine::Engine;
 use crate::model::{self, Model};
-use crate::sink::{jsonl::JsonLines, mqtt::MqttSink, Sinks, StatusBoard};
+use crate::sink::{jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard};
 use notify::Notifier;
 
 /// How often the loop looks at the clock, its counters and the signals when packets flow.
@@ -169,6 +169,9 @@ impl Daemon {
         let mut sinks = Sinks::default();
         if let Some(path) = &cfg.events.file {
             sinks.start("events", Box::new(JsonLines::open(path)?), cfg.events.queue);
+        }
+        if let Some(w) = Webhook::open(&cfg.webhook)? {
+            sinks.start("webhook", Box::new(w), cfg.webhook.queue);
         }
         let board = Arc::new(StatusBoard::default());
         let mqtt = MqttSink::start(&cfg.mqtt, &cfg.pipeline.oui_file, Arc::clone(&board))?;
@@ -392,9 +395,10 @@ impl Daemon {
             || fresh.pipeline != self.cfg.pipeline
             || fresh.events != self.cfg.events
             || fresh.mqtt != self.cfg.mqtt
+            || fresh.webhook != self.cfg.webhook
         {
             log::warn!(
-                "SIGHUP: capture, pipeline, events and mqtt settings take effect at the next restart"
+                "SIGHUP: capture, pipeline and sink settings take effect at the next restart"
             );
         }
         self.cfg.detect = fresh.detect;

@@ -13,6 +13,7 @@
 pub mod jsonl;
 pub mod mqtt;
 pub mod tls;
+pub mod webhook;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
