@@ -13,8 +13,10 @@ DEMO_DIR := target/demo
 # Debian packages the build and the tests need; checked with dpkg, installed with apt-get.
 DEB_PACKAGES := libpcap-dev pkg-config gcc ieee-data
 # What the tests add: veth pairs and packet injection for the live daemon (iproute2,
-# tcpreplay), editcap/mergecap and python3 for the variants of the shared scenarios.
-TEST_DEB_PACKAGES := iproute2 tcpreplay wireshark-common python3
+# tcpreplay), editcap/mergecap and python3 for the variants of the shared scenarios, a broker
+# and its clients for the MQTT test (mosquitto, mosquitto-clients; openssl makes its TLS
+# certificates).
+TEST_DEB_PACKAGES := iproute2 tcpreplay wireshark-common python3 mosquitto mosquitto-clients openssl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The Pi build: static musl binary, static libpcap from Debian's source package.

@@ -1,5 +1,5 @@
 //! The configuration: one JSON file in sections (`capture`, `pipeline`, `detect`, `model`,
-//! `state`, `events`), every key optional, unknown keys and invalid values rejected with the
+//! `state`, `events`, `mqtt`, `webhook`), every key optional, unknown keys and invalid values rejected with the
 //! key and the file named, overridden by command-line flags. Defaults live in the `Default`
 //! impls here (and `DetectConfig`'s); what each key means lives in [`KEYS`], which
 //! `iotad config --example` and the README's table are made from. Lines whose first
@@ -28,6 +28,8 @@ pub struct Config {
     pub model: ModelConfig,
     pub state: StateConfig,
     pub events: EventsConfig,
+    pub mqtt: MqttConfig,
+    pub webhook: WebhookConfig,
 }
 
 /// Live capture (`iotad run`).
@@ -128,6 +130,310 @@ impl Default for EventsConfig {
     }
 }
 
+/// Alerts over MQTT (off without a broker), with Home Assistant discovery.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    pub broker: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub client_id: Option<String>,
+    pub keepalive_secs: u32,
+    pub topic_base: Option<String>,
+    pub queue: usize,
+    pub retry_max_secs: u32,
+    pub device_state_secs: u32,
+    pub discovery: bool,
+    pub discovery_prefix: String,
+}
+
+impl Default for MqttConfig {
+    fn default() -> MqttConfig {
+        MqttConfig {
+            broker: None,
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            client_id: None,
+            keepalive_secs: 30,
+            topic_base: None,
+            queue: 1000,
+            retry_max_secs: 30,
+            device_state_secs: 60,
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+/// A broker address: `mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883, TLS).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub fn parse(url: &str) -> Result<BrokerUrl, String> {
+        let bad = |why: &str| {
+            format!(
+                "mqtt.broker {url:?}: {why} (like mqtt://192.168.1.2:1883 or mqtts://broker.lan)"
+            )
+        };
+        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtt://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("mqtts://") {
+            (true, r)
+        } else {
+            return Err(bad("the scheme must be mqtt:// or mqtts://"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '@', '?', '#']) {
+            return Err(bad("only a host and a port may follow the scheme"));
+        }
+        let (host, port) = match rest.strip_prefix('[') {
+            // [v6]:port
+            Some(v6) => {
+                let (h, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
+                (h, after.strip_prefix(':'))
+            }
+            None => match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            },
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None => {
+                if tls {
+                    8883
+                } else {
+                    1883
+                }
+            }
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("the port must be 1 to 65535"))?,
+        };
+        Ok(BrokerUrl {
+            tls,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl MqttConfig {
+    /// The broker, when MQTT is on.
+    pub fn broker_url(&self) -> Result<Option<BrokerUrl>, String> {
+        self.broker.as_deref().map(BrokerUrl::parse).transpose()
+    }
+
+    /// Checks the section's values; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self.broker_url()?;
+        if self.password.is_some() && self.password_file.is_some() {
+            return Err("mqtt.password and mqtt.password_file: give one, not both".into());
+        }
+        if (self.password.is_some() || self.password_file.is_some()) && self.username.is_none() {
+            return Err("mqtt.password needs mqtt.username".into());
+        }
+        if self.ca_file.is_some() && url.as_ref().is_some_and(|u| !u.tls) {
+            return Err("mqtt.ca_file is for mqtts:// brokers; mqtt.broker is mqtt://".into());
+        }
+        if let Some(id) = &self.client_id {
+            if id.is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+                return Err(format!(
+                    "mqtt.client_id must be 1 to 256 printable characters, not {id:?}"
+                ));
+            }
+        }
+        if !(5..=3600).contains(&self.keepalive_secs) {
+            return Err(format!(
+                "mqtt.keepalive_secs must be 5 to 3600, not {}",
+                self.keepalive_secs
+            ));
+        }
+        if let Some(base) = &self.topic_base {
+            crate::sink::mqtt::topic::check_base(base)
+                .map_err(|e| format!("mqtt.topic_base: {e}"))?;
+        }
+        crate::sink::mqtt::topic::check_base(&self.discovery_prefix)
+            .map_err(|e| format!("mqtt.discovery_prefix: {e}"))?;
+        if !(1..=1_000_000).contains(&self.queue) {
+            return Err(format!(
+                "mqtt.queue must be 1 to 1000000, not {}",
+                self.queue
+            ));
+        }
+        if self.retry_max_secs == 0 {
+            return Err("mqtt.retry_max_secs must be at least 1".into());
+        }
+        if self.device_state_secs == 0 {
+            return Err("mqtt.device_state_secs must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// The `webhook` configuration section.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    pub url: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: u32,
+    pub queue: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> WebhookConfig {
+        WebhookConfig {
+            url: None,
+            token_file: None,
+            ca_file: None,
+            timeout_secs: 10,
+            queue: 1000,
+        }
+    }
+}
+
+impl WebhookConfig {
+    /// Checks the section's values; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let url = self.url.as_deref().map(HttpUrl::parse).transpose()?;
+        if self.ca_file.is_some() && url.as_ref().is_some_and(|u| !u.tls) {
+            return Err("webhook.ca_file is for https:// URLs; webhook.url is http://".into());
+        }
+        if !(1..=300).contains(&self.timeout_secs) {
+            return Err(format!(
+                "webhook.timeout_secs must be 1 to 300, not {}",
+                self.timeout_secs
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.queue) {
+            return Err(format!(
+                "webhook.queue must be 1 to 1000000, not {}",
+                self.queue
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An http:// or https:// URL: host, port, and the path with its query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl HttpUrl {
+    pub fn parse(url: &str) -> Result<HttpUrl, String> {
+        let bad = |why: &str| {
+            format!("webhook.url {url:?}: {why} (like https://ha.lan:8123/api/webhook/iotad)")
+        };
+        let (tls, rest) = if let Some(r) = url.strip_prefix("http://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (true, r)
+        } else {
+            return Err(bad("the scheme must be http:// or https://"));
+        };
+        if url.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(bad("spaces and control characters are not allowed"));
+        }
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        if authority.contains('@') {
+            return Err(bad(
+                "credentials in the URL are not supported: use webhook.token_file",
+            ));
+        }
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(v6) => {
+                let (h, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| bad("an IPv6 address needs its closing ]"))?;
+                (h, after.strip_prefix(':'))
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None if tls => 443,
+            None => 80,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("the port must be 1 to 65535"))?,
+        };
+        Ok(HttpUrl {
+            tls,
+            host: host.to_string(),
+            port,
+            path,
+        })
+    }
+
+    /// The Host header: the host, bracketed when IPv6, with the port unless the default.
+    pub fn host_header(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match (self.tls, self.port) {
+            (true, 443) | (false, 80) => host,
+            _ => format!("{host}:{}", self.port),
+        }
+    }
+}
+
+impl std::fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}{}", self.host_header(), self.path)
+    }
+}
+
 /// What every key means, in file order: the one place the documentation of a key lives.
 pub const KEYS: &[(&str, &str)] = &[
     ("capture.interface", "interface to capture on (null: the interface of the default route)"),
@@ -159,6 +465,24 @@ pub const KEYS: &[(&str, &str)] = &[
     ("state.checkpoint_secs", "seconds between checkpoints of the learned state (and one at exit)"),
     ("events.file", "JSON-lines event log (\"-\": standard output), or null for none"),
     ("events.queue", "events waiting for a slow sink before the oldest is dropped (and counted)"),
+    ("mqtt.broker", "MQTT broker, mqtt://host:port or mqtts://host:port (TLS), or null for no MQTT"),
+    ("mqtt.username", "user name to log in with, or null"),
+    ("mqtt.password", "password to log in with, or null (see password_file)"),
+    ("mqtt.password_file", "file holding the password (its first line), or null"),
+    ("mqtt.ca_file", "PEM file of the CA that signed an mqtts:// broker's certificate (null: the system's roots)"),
+    ("mqtt.client_id", "MQTT client id (null: iotad-HOSTNAME)"),
+    ("mqtt.keepalive_secs", "seconds between keepalive pings: a silent link is declared dead (and the last will sent) after 1.5 times this"),
+    ("mqtt.topic_base", "prefix of every topic iotad publishes (null: iotad/HOSTNAME)"),
+    ("mqtt.queue", "events waiting for the broker before the oldest is dropped (and counted)"),
+    ("mqtt.retry_max_secs", "longest wait between attempts to reach the broker"),
+    ("mqtt.device_state_secs", "a device's state is published when it changes, at most this often (an anomaly at once)"),
+    ("mqtt.discovery", "publish Home Assistant discovery configs (one per device)"),
+    ("mqtt.discovery_prefix", "Home Assistant's discovery prefix"),
+    ("webhook.url", "URL each event is POSTed to as JSON (http:// or https://), or null for none"),
+    ("webhook.token_file", "file whose first line is sent as Authorization: Bearer, or null"),
+    ("webhook.ca_file", "PEM file of the CA that signed an https:// server's certificate (null: the system's roots)"),
+    ("webhook.timeout_secs", "seconds to connect, send and get an answer before trying again later"),
+    ("webhook.queue", "events waiting for the receiver before the oldest is dropped (and counted)"),
 ];
 
 impl Config {
@@ -257,7 +581,8 @@ impl Config {
                 self.events.queue
             ));
         }
-        Ok(())
+        self.mqtt.validate()?;
+        self.webhook.validate()
     }
 
     /// The defaults as a JSON file with each key's meaning as a comment above it.
@@ -372,6 +697,58 @@ mod tests {
         assert!(e.contains("not a MAC"), "{e}");
         let e = Config::parse(r#"{"capturе": {}}"#).unwrap_err();
         assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn mqtt_brokers_and_their_errors() {
+        let url = |s: &str| BrokerUrl::parse(s);
+        assert_eq!(
+            url("mqtt://10.0.0.2").unwrap(),
+            BrokerUrl {
+                tls: false,
+                host: "10.0.0.2".into(),
+                port: 1883
+            }
+        );
+        let tls = url("mqtts://broker.lan/").unwrap();
+        assert_eq!((tls.tls, tls.port), (true, 8883));
+        let v6 = url("mqtt://[fd00::2]:1884").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("fd00::2", 1884));
+        assert_eq!(v6.to_string(), "mqtt://[fd00::2]:1884");
+        for bad in [
+            "http://x",
+            "mqtt://",
+            "mqtt://x:0",
+            "mqtt://x:65536",
+            "mqtt://user:pw@x",
+            "mqtt://x/topic",
+            "x:1883",
+        ] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+        let on = |extra: &str| {
+            Config::parse(&format!(
+                r#"{{"mqtt": {{"broker": "mqtt://pi.lan", {extra}}}}}"#
+            ))
+        };
+        assert!(on(r#""username": "iotad", "password": "x""#).is_ok());
+        for (extra, key) in [
+            (
+                r#""username": "u", "password": "x", "password_file": "/p""#,
+                "mqtt.password",
+            ),
+            (r#""password": "x""#, "mqtt.username"),
+            (r#""ca_file": "/ca.pem""#, "mqtt.ca_file"),
+            (r#""topic_base": "home/#""#, "mqtt.topic_base"),
+            (r#""discovery_prefix": "/ha""#, "mqtt.discovery_prefix"),
+            (r#""keepalive_secs": 1"#, "mqtt.keepalive_secs"),
+            (r#""queue": 0"#, "mqtt.queue"),
+        ] {
+            let e = on(extra).unwrap_err();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
+        let e = Config::parse(r#"{"mqtt": {"broker": "tcp://pi"}}"#).unwrap_err();
+        assert!(e.contains("mqtt.broker"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod notify;
 pub mod signals;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::capture::{self, CaptureError, CaptureStats, LiveOptions, Source};
@@ -20,7 +21,7 @@ use crate::config::{Config, DEFAULT_PATH};
 use crate::detect::Detector;
 use crate::engine::Engine;
 use crate::model::{self, Model};
-use crate::sink::{jsonl::JsonLines, Sinks};
+use crate::sink::{jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard};
 use notify::Notifier;
 
 /// How often the loop looks at the clock, its counters and the signals when packets flow.
@@ -29,6 +30,8 @@ const HOUSEKEEPING: Duration = Duration::from_millis(200);
 const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Time the sinks get to deliver what waits at exit.
 const SINK_GRACE: Duration = Duration::from_millis(1200);
+/// How often the node's snapshot is posted for the sinks that publish state (MQTT).
+const BOARD_EVERY: Duration = Duration::from_secs(1);
 
 /// The configuration `iotad run` uses: the file (the default path only when it exists),
 /// then the flags.
@@ -150,6 +153,8 @@ struct Daemon {
     interface: String,
     engine: Engine,
     sinks: Sinks,
+    /// Where the node's snapshot is posted for MQTT, when it is on; and when it last was.
+    board: Option<(Arc<StatusBoard>, Instant)>,
     notifier: Notifier,
     /// The kernel's counters of the sources closed so far (a reopened source starts at 0).
     capture_before: CaptureStats,
@@ -165,6 +170,18 @@ impl Daemon {
         if let Some(path) = &cfg.events.file {
             sinks.start("events", Box::new(JsonLines::open(path)?), cfg.events.queue);
         }
+        if let Some(w) = Webhook::open(&cfg.webhook)? {
+            sinks.start("webhook", Box::new(w), cfg.webhook.queue);
+        }
+        let board = Arc::new(StatusBoard::default());
+        let mqtt = MqttSink::start(&cfg.mqtt, &cfg.pipeline.oui_file, Arc::clone(&board))?;
+        let board = match mqtt {
+            Some(sink) => {
+                sinks.start("mqtt", Box::new(sink), cfg.mqtt.queue);
+                Some((board, Instant::now() - BOARD_EVERY))
+            }
+            None => None,
+        };
         if let Some(core) = cfg.capture.core {
             match pin(core) {
                 Ok(()) => log::info!("capture thread pinned to core {core}"),
@@ -184,6 +201,7 @@ impl Daemon {
             interface,
             engine,
             sinks,
+            board,
             notifier: Notifier::from_env(),
             capture_before: CaptureStats::default(),
             capture_now: CaptureStats::default(),
@@ -230,11 +248,20 @@ impl Daemon {
         }
     }
 
-    /// Closes windows on the wall clock and hands events to the sinks.
+    /// Closes windows on the wall clock, hands events to the sinks, and posts the node's
+    /// snapshot for MQTT (every second, and at once after events).
     fn housekeeping(&mut self) {
         self.engine.tick(now_ns(), &mut |_| {});
+        let mut sent = false;
         for e in self.engine.drain_events() {
             self.sinks.send(&e);
+            sent = true;
+        }
+        if let Some((board, posted)) = &mut self.board {
+            if sent || posted.elapsed() >= BOARD_EVERY {
+                board.post(self.engine.snapshot());
+                *posted = Instant::now();
+            }
         }
     }
 
@@ -364,8 +391,15 @@ impl Daemon {
             log::error!("SIGHUP: {why}; keeping the running model");
             return;
         }
-        if fresh.capture != self.cfg.capture || fresh.pipeline != self.cfg.pipeline {
-            log::warn!("SIGHUP: capture and pipeline settings take effect at the next restart");
+        if fresh.capture != self.cfg.capture
+            || fresh.pipeline != self.cfg.pipeline
+            || fresh.events != self.cfg.events
+            || fresh.mqtt != self.cfg.mqtt
+            || fresh.webhook != self.cfg.webhook
+        {
+            log::warn!(
+                "SIGHUP: capture, pipeline and sink settings take effect at the next restart"
+            );
         }
         self.cfg.detect = fresh.detect;
         self.cfg.model = fresh.model;
@@ -382,6 +416,9 @@ impl Daemon {
         }
         self.checkpoint();
         let st = self.engine.snapshot();
+        if let Some((board, _)) = &self.board {
+            board.post(st.clone());
+        }
         let total = self.capture_total();
         let left = std::mem::take(&mut self.sinks).shutdown(deadline);
         log::info!(

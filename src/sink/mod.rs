@@ -3,9 +3,17 @@
 //! The capture loop [`Sinks::send`]s each event to every sink's [`Queue`] and never waits: a
 //! sink that is slow or down fills its own queue, and a full queue drops its oldest event and
 //! counts it. A sink's thread delivers the event at the front and removes it only once
-//! delivered (at least once, in order); a failed delivery is retried with capped backoff.
+//! delivered (at least once, in order); a failed delivery is retried after the sink's
+//! [`Sink::retry_delay`] (capped exponential backoff unless the sink paces itself).
+//!
+//! Sinks that publish state rather than events (MQTT's retained device states) read the
+//! latest snapshot of the node from a [`StatusBoard`] the capture loop posts to, in
+//! [`Sink::idle`], which their thread calls between events.
 
 pub mod jsonl;
+pub mod mqtt;
+pub mod tls;
+pub mod webhook;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,11 +22,56 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::detect::Event;
+use crate::engine::Status;
 
 /// Somewhere events go.
 pub trait Sink: Send {
-    /// Delivers one event; an error means "not delivered, try again later".
+    /// Delivers one event; an error means "not delivered, try again later". Returns only once
+    /// the event is where it goes (written, or acknowledged by a broker).
     fn deliver(&mut self, event: &Event) -> Result<(), String>;
+
+    /// How long to wait before trying again after `failures` failed deliveries in a row.
+    fn retry_delay(&self, failures: u32) -> Duration {
+        let ms = 100u64.saturating_mul(1 << failures.saturating_sub(1).min(20));
+        Duration::from_millis(ms).min(MAX_BACKOFF)
+    }
+
+    /// Called when no event came for [`IDLE_EVERY`], and at least every [`IDLE_MAX`] while
+    /// events keep coming: work besides events (publishing state).
+    fn idle(&mut self) {}
+
+    /// Called once at exit, after the queue drained or the time for it ran out; must return
+    /// by `deadline`.
+    fn close(&mut self, _deadline: Instant) {}
+}
+
+/// A sink is idle when no event came for this long.
+pub const IDLE_EVERY: Duration = Duration::from_millis(250);
+/// A sink's [`Sink::idle`] runs at least this often, even while events keep coming.
+pub const IDLE_MAX: Duration = Duration::from_secs(1);
+
+/// The latest snapshot of the node, posted by the capture loop and read by sinks that publish
+/// state. Posting replaces the previous snapshot: nobody waits, nothing piles up.
+#[derive(Default)]
+pub struct StatusBoard {
+    latest: Mutex<(u64, Option<Arc<Status>>)>,
+}
+
+impl StatusBoard {
+    pub fn post(&self, status: Status) {
+        let mut l = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        l.0 += 1;
+        l.1 = Some(Arc::new(status));
+    }
+
+    /// The latest snapshot if it is newer than version `seen`, with its version.
+    pub fn newer_than(&self, seen: u64) -> Option<(u64, Arc<Status>)> {
+        let l = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        match &l.1 {
+            Some(s) if l.0 > seen => Some((l.0, Arc::clone(s))),
+            _ => None,
+        }
+    }
 }
 
 /// A bounded queue of events, drop-oldest when full.
@@ -30,6 +83,9 @@ pub struct Queue {
     dropped: AtomicU64,
     delivered: AtomicU64,
     closed: AtomicBool,
+    /// When a closed queue's sink must have finished closing.
+    close_by: Mutex<Option<Instant>>,
+    name: String,
 }
 
 /// A queue's counters.
@@ -42,6 +98,11 @@ pub struct QueueStats {
 
 impl Queue {
     pub fn new(capacity: usize) -> Queue {
+        Queue::named("queue", capacity)
+    }
+
+    /// A queue whose drops are logged under `name`.
+    pub fn named(name: &str, capacity: usize) -> Queue {
         Queue {
             items: Mutex::new(VecDeque::with_capacity(capacity.min(4096))),
             ready: Condvar::new(),
@@ -50,6 +111,8 @@ impl Queue {
             dropped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             closed: AtomicBool::new(false),
+            close_by: Mutex::new(None),
+            name: name.to_string(),
         }
     }
 
@@ -58,17 +121,26 @@ impl Queue {
         self.items.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds an event; when full, the oldest waiting event is dropped and counted.
+    /// Adds an event; when full, the oldest waiting event is dropped and counted (and logged:
+    /// the 1st, 2nd, 4th, 8th... drop).
     pub fn push(&self, e: Event) {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         let mut q = self.lock();
+        let mut dropped = 0;
         if q.len() >= self.capacity {
             q.pop_front();
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
         }
         q.push_back((seq, e));
         drop(q);
         self.ready.notify_one();
+        if dropped.is_power_of_two() {
+            log::warn!(
+                "sink {}: its queue of {} events is full: the oldest was dropped ({dropped} dropped so far)",
+                self.name,
+                self.capacity
+            );
+        }
     }
 
     /// The event at the front (a copy), waiting up to `timeout` for one.
@@ -100,9 +172,17 @@ impl Queue {
         }
     }
 
-    fn close(&self) {
+    fn close(&self, close_by: Instant) {
+        *self.close_by.lock().unwrap_or_else(|p| p.into_inner()) = Some(close_by);
         self.closed.store(true, Ordering::Relaxed);
         self.ready.notify_all();
+    }
+
+    fn close_by(&self) -> Instant {
+        self.close_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(Instant::now)
     }
 
     fn is_closed(&self) -> bool {
@@ -125,40 +205,67 @@ pub struct Sinks {
 
 /// Longest wait between two attempts to deliver to a failing sink.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Time a sink gets to close (say goodbye to a broker) after its queue closed.
+const CLOSE_GRACE: Duration = Duration::from_millis(400);
+
+/// A sink's thread: deliver the front event until the queue closes, then close the sink.
+fn run(label: &str, q: &Queue, sink: &mut dyn Sink) {
+    let mut failures = 0u32;
+    let mut last_idle = Instant::now();
+    loop {
+        let Some((seq, e)) = q.front(IDLE_EVERY) else {
+            if q.is_closed() {
+                break;
+            }
+            sink.idle();
+            last_idle = Instant::now();
+            continue;
+        };
+        // events go first (a state never runs ahead of the event that changed it), but not
+        // for ever
+        if last_idle.elapsed() >= IDLE_MAX {
+            sink.idle();
+            last_idle = Instant::now();
+        }
+        match sink.deliver(&e) {
+            Ok(()) => {
+                q.done(seq);
+                if failures > 0 {
+                    log::info!("sink {label}: delivering again after {failures} failed attempts");
+                }
+                failures = 0;
+            }
+            Err(why) => {
+                failures += 1;
+                let wait = sink.retry_delay(failures);
+                // the first failure of a run is worth a warning; the rest repeat it
+                if failures == 1 {
+                    log::warn!("sink {label}: {why}; events wait in its queue, retrying");
+                } else {
+                    log::debug!("sink {label}: {why}; retrying in {wait:?}");
+                }
+                if q.is_closed() {
+                    break;
+                }
+                let until = Instant::now() + wait;
+                while Instant::now() < until && !q.is_closed() {
+                    std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+                }
+            }
+        }
+    }
+    sink.close(q.close_by());
+}
 
 impl Sinks {
     /// Starts `sink` on its own thread behind a queue of `capacity` events.
     pub fn start(&mut self, name: &str, mut sink: Box<dyn Sink>, capacity: usize) {
-        let queue = Arc::new(Queue::new(capacity));
+        let queue = Arc::new(Queue::named(name, capacity));
         let q = Arc::clone(&queue);
         let label = name.to_string();
         let thread = std::thread::Builder::new()
             .name(format!("sink-{name}"))
-            .spawn(move || {
-                let mut backoff = Duration::from_millis(100);
-                loop {
-                    let Some((seq, e)) = q.front(Duration::from_millis(500)) else {
-                        if q.is_closed() {
-                            return;
-                        }
-                        continue;
-                    };
-                    match sink.deliver(&e) {
-                        Ok(()) => {
-                            q.done(seq);
-                            backoff = Duration::from_millis(100);
-                        }
-                        Err(why) => {
-                            log::warn!("sink {label}: {why}; retrying in {backoff:?}");
-                            if q.is_closed() {
-                                return;
-                            }
-                            std::thread::sleep(backoff);
-                            backoff = (backoff * 2).min(MAX_BACKOFF);
-                        }
-                    }
-                }
-            })
+            .spawn(move || run(&label, &q, sink.as_mut()))
             .expect("spawning a thread");
         self.running.push(Running {
             name: name.to_string(),
@@ -182,24 +289,28 @@ impl Sinks {
             .collect()
     }
 
-    /// Gives the sinks until `deadline` to deliver what waits, then stops them; returns the
-    /// events left undelivered.
+    /// Gives the sinks until `deadline` to deliver what waits, then closes them (a little
+    /// longer: [`CLOSE_GRACE`]); returns the events left undelivered.
     pub fn shutdown(self, deadline: Instant) -> usize {
         while Instant::now() < deadline && self.running.iter().any(|r| r.queue.stats().queued > 0) {
             std::thread::sleep(Duration::from_millis(10));
         }
+        let close_by = Instant::now().max(deadline) + CLOSE_GRACE;
+        for r in &self.running {
+            r.queue.close(close_by);
+        }
         let mut left = 0;
         for r in self.running {
-            left += r.queue.stats().queued;
-            r.queue.close();
-            if r.queue.stats().queued == 0 {
+            let queued = r.queue.stats().queued;
+            left += queued;
+            if queued > 0 {
+                log::warn!("sink {}: {queued} events not delivered at exit", r.name);
+            }
+            while !r.thread.is_finished() && Instant::now() < close_by {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if r.thread.is_finished() {
                 let _ = r.thread.join();
-            } else {
-                log::warn!(
-                    "sink {}: {} events not delivered at exit",
-                    r.name,
-                    r.queue.stats().queued
-                );
             }
         }
         left

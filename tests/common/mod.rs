@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: running the real binary, scratch directories.
 #![allow(dead_code)]
 
+pub mod live;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,0 +1,697 @@
+//! MQTT end to end: a real Mosquitto the test starts on a free port, `iotad run` capturing a
+//! veth pair that a synthesized capture with a port scan is played onto (tcpreplay), and a
+//! real subscriber (`mosquitto_sub`) that records everything. Needs root, `ip`, `tcpreplay`,
+//! `/usr/sbin/mosquitto` and `mosquitto_sub` (Debian: iproute2 tcpreplay mosquitto
+//! mosquitto-clients); without them each test says so loudly and does nothing.
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::live::{cannot_run, events, Daemon, Veth};
+use common::{s, scratch, synth};
+use serde_json::Value;
+
+const MOSQUITTO: &str = "/usr/sbin/mosquitto";
+const SCANNER: &str = "02:10:00:00:00:00";
+const DEVICES: [&str; 3] = [SCANNER, "02:10:01:00:00:01", "02:10:02:00:00:02"];
+const BASE: &str = "iotad/test";
+
+macro_rules! need_root_tools_and_mosquitto {
+    ($test:expr) => {
+        let why = if Path::new(MOSQUITTO).exists() {
+            cannot_run(&["mosquitto_sub"], "mosquitto mosquitto-clients")
+        } else {
+            Some(format!("no {MOSQUITTO} (Debian: mosquitto)"))
+        };
+        if let Some(why) = why {
+            eprintln!("\n*** SKIPPED {}: {why} ***\n", $test);
+            return;
+        }
+    };
+}
+
+/// A port nobody listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Mosquitto on 127.0.0.1, with persistence (its sessions and retained messages survive a
+/// restart, as a broker's usually do).
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    conf: PathBuf,
+    log: PathBuf,
+    /// What mosquitto_sub and mosquitto_pub need to reach it (host, port, TLS, login).
+    client_args: Vec<String>,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        Broker::start_with(dir, "allow_anonymous true\n", &[])
+    }
+
+    /// A broker whose configuration has `extra` lines; clients add `client_args`.
+    fn start_with(dir: &Path, extra: &str, client_args: &[&str]) -> Broker {
+        let port = free_port();
+        let data = dir.join("mosquitto");
+        std::fs::create_dir_all(&data).unwrap();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\n{extra}persistence true\n\
+                 persistence_location {}/\nuser root\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let mut args: Vec<String> = ["-h", "127.0.0.1", "-p", &port.to_string()]
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        args.extend(client_args.iter().map(|a| a.to_string()));
+        let mut b = Broker {
+            child: None,
+            port,
+            conf,
+            log: dir.join("mosquitto.log"),
+            client_args: args,
+        };
+        b.run();
+        b
+    }
+
+    fn run(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(MOSQUITTO)
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("mosquitto starts");
+        self.child = Some(child);
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "mosquitto does not listen on {}:\n{}",
+                self.port,
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM (Mosquitto saves its persistence file) and waits for the exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// One message as `mosquitto_sub -F '%r %t %p'` prints it.
+#[derive(Clone, Debug)]
+struct Msg {
+    retained: bool,
+    topic: String,
+    payload: String,
+}
+
+impl Msg {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("{} is not JSON ({e}): {}", self.topic, self.payload))
+    }
+}
+
+/// `mosquitto_sub -t '#'` with a persistent session (QoS 1, clean session off: what the
+/// broker holds for it while it reconnects is delivered), writing to a file.
+struct Subscriber {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Subscriber {
+    fn start(broker: &Broker, dir: &Path) -> Subscriber {
+        let out = dir.join("sub.txt");
+        let child = Command::new("mosquitto_sub")
+            .args(&broker.client_args)
+            .args(["-t", "#", "-q", "1", "-c", "-i"])
+            .arg(format!("iotad-test-{}", std::process::id()))
+            .args(["-F", "%r %t %p"])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub starts");
+        let sub = Subscriber { child, out };
+        // subscribed once a probe comes back
+        let t = Instant::now();
+        while sub.messages().iter().all(|m| m.topic != "probe") {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the subscriber is not up"
+            );
+            let _ = Command::new("mosquitto_pub")
+                .args(&broker.client_args)
+                .args(["-t", "probe", "-m", "1"])
+                .status();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sub
+    }
+
+    fn messages(&self) -> Vec<Msg> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let (r, rest) = l.split_once(' ')?;
+                let (topic, payload) = rest.split_once(' ').unwrap_or((rest, ""));
+                Some(Msg {
+                    retained: r == "1",
+                    topic: topic.into(),
+                    payload: payload.into(),
+                })
+            })
+            .collect()
+    }
+
+    /// The first message after the first `skip` that satisfies `pred`, waiting for it.
+    fn wait_for(
+        &self,
+        what: &str,
+        skip: usize,
+        limit: Duration,
+        pred: impl Fn(&Msg) -> bool,
+    ) -> (usize, Msg) {
+        let t = Instant::now();
+        loop {
+            if let Some(found) = self
+                .messages()
+                .into_iter()
+                .enumerate()
+                .skip(skip)
+                .find(|(_, m)| pred(m))
+            {
+                return found;
+            }
+            assert!(
+                t.elapsed() < limit,
+                "no {what} within {limit:?}; messages:\n{}",
+                std::fs::read_to_string(&self.out).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the broker retains on `topic` (a fresh subscriber gets it at once), if anything.
+fn retained(broker: &Broker, topic: &str) -> Option<String> {
+    let out = Command::new("mosquitto_sub")
+        .args(&broker.client_args)
+        .args(["-t", topic, "-C", "1", "-W", "2", "-F", "%r %p"])
+        .output()
+        .expect("mosquitto_sub runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next()?;
+    line.strip_prefix("1 ").map(str::to_string)
+}
+
+fn mac_id(mac: &str) -> String {
+    mac.replace(':', "")
+}
+
+fn is_status(m: &Msg, payload: &str) -> bool {
+    m.topic == format!("{BASE}/status") && m.payload == payload
+}
+
+/// The daemon's configuration: the broker, our topic base, states at most every second.
+fn config(dir: &Path, broker: &Broker) -> PathBuf {
+    let cfg = dir.join("config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"mqtt": {{"broker": "{}", "topic_base": "{BASE}", "device_state_secs": 1, "retry_max_secs": 2}}}}"#,
+            broker.url()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// Checks one device-based discovery config; returns its entities' unique ids.
+fn check_discovery(config: &Value, mac: Option<&str>) -> Vec<String> {
+    let dev = &config["dev"];
+    assert!(
+        dev["ids"].as_array().is_some_and(|a| !a.is_empty()),
+        "{config}"
+    );
+    assert!(
+        dev["name"].as_str().is_some_and(|n| !n.is_empty()),
+        "{config}"
+    );
+    if let Some(mac) = mac {
+        assert_eq!(dev["cns"], serde_json::json!([["mac", mac]]), "{config}");
+    }
+    assert_eq!(config["o"]["name"], "iotad");
+    assert!(config["o"]["sw"].is_string());
+    let cmps = config["cmps"].as_object().expect("cmps");
+    assert!(cmps.len() >= 3, "{config}");
+    let mut ids = Vec::new();
+    for (key, e) in cmps {
+        let p = e["p"].as_str().unwrap_or_else(|| panic!("{key}: no p"));
+        let uid = e["uniq_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key}: no uniq_id"));
+        assert_eq!(e["default_entity_id"], format!("{p}.{uid}"), "{key}");
+        assert_eq!(e["avty_t"], format!("{BASE}/status"), "{key}");
+        assert!(
+            e["stat_t"].as_str().is_some_and(|t| t.starts_with(BASE)),
+            "{key}"
+        );
+        ids.push(uid.to_string());
+    }
+    if mac.is_some() {
+        assert_eq!(cmps["anomaly"]["p"], "binary_sensor");
+        assert_eq!(cmps["anomaly"]["dev_cla"], "problem");
+        assert_eq!(cmps["anomaly_score"]["p"], "sensor");
+        assert_eq!(cmps["anomaly_score"]["stat_cla"], "measurement");
+        assert_eq!(cmps["last_anomaly"]["p"], "sensor");
+    }
+    ids
+}
+
+#[test]
+fn alerts_discovery_and_goodbyes_reach_a_real_broker() {
+    need_root_tools_and_mosquitto!("alerts_discovery_and_goodbyes_reach_a_real_broker");
+    let dir = scratch("mqtt-live");
+    let pcap = dir.join("net.pcap");
+    // three devices for half a minute; the camera (device 0) scans after 20 s
+    synth(&pcap, 3, 30, 3, &[&format!("portscan@20:{SCANNER}")]);
+    let broker = Broker::start(&dir);
+    let sub = Subscriber::start(&broker, &dir);
+    let veth = Veth::new("m");
+    let cfg = config(&dir, &broker);
+    let state = dir.join("state.json");
+    let args = [
+        "--config",
+        s(&cfg),
+        "--interface",
+        &veth.capture,
+        "--state",
+        s(&state),
+        "--learning-windows",
+        "1",
+    ];
+    let d = Daemon::start(&dir, "first", &args);
+    let started = Instant::now();
+    sub.wait_for("online", 0, Duration::from_secs(10), |m| {
+        is_status(m, "online")
+    });
+    eprintln!(
+        "online {} ms after the daemon captured",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(
+        retained(&broker, &format!("{BASE}/status")).as_deref(),
+        Some("online")
+    );
+
+    veth.play(&pcap, 1.0);
+    let (_, alert) = sub.wait_for(
+        "anomaly event for the scanner",
+        0,
+        Duration::from_secs(30),
+        |m| {
+            m.topic == format!("{BASE}/anomaly")
+                && m.json()["device"]["mac"] == SCANNER
+                && m.json()["phase"] == "open"
+        },
+    );
+    assert!(!alert.retained);
+    let alert = alert.json();
+    let named: Vec<&str> = alert["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    // what a port scan drives (which three lead depends on where the wall clock cuts the
+    // windows: SYNs sent, ports, resets back, or the SYNs to 22 and 23)
+    let scan_features = [
+        "syn_out",
+        "unanswered",
+        "remote_ports",
+        "remote_ips_syn",
+        "rst_in",
+        "login_attempts",
+        "max_attempts_one_service",
+        "small_pkts_out",
+    ];
+    assert!(
+        named.iter().any(|f| scan_features.contains(f)),
+        "the alert explains the scan: {named:?}"
+    );
+    assert!(alert["explanation"][0]["text"].as_str().unwrap().len() > 20);
+
+    // a discovery config per device, and one for the node; unique ids unique across all
+    let mut ids = Vec::new();
+    for mac in DEVICES {
+        let topic = format!("homeassistant/device/iotad_test_{}/config", mac_id(mac));
+        let (_, m) = sub.wait_for(&topic, 0, Duration::from_secs(10), |m| m.topic == topic);
+        ids.extend(check_discovery(&m.json(), Some(mac)));
+        assert!(retained(&broker, &topic).is_some(), "{topic} is retained");
+        let state_topic = format!("{BASE}/devices/{}", mac_id(mac));
+        let st: Value =
+            serde_json::from_str(&retained(&broker, &state_topic).expect(&state_topic)).unwrap();
+        assert_eq!(st["mac"], mac);
+        assert!(st["name"].as_str().is_some_and(|n| !n.is_empty()), "{st}");
+    }
+    let node = "homeassistant/device/iotad_test/config";
+    let (_, m) = sub.wait_for(node, 0, Duration::from_secs(10), |m| m.topic == node);
+    ids.extend(check_discovery(&m.json(), None));
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "unique ids are unique: {ids:?}");
+    // the scanner's state says so, with its last anomaly
+    let scanner_state = format!("{BASE}/devices/{}", mac_id(SCANNER));
+    sub.wait_for(
+        "the scanner's anomaly in its state",
+        0,
+        Duration::from_secs(10),
+        |m| {
+            m.topic == scanner_state
+                && m.json()["anomaly"] == true
+                && m.json()["last_anomaly"]["explanation"][0].is_string()
+        },
+    );
+
+    // SIGTERM: offline, retained
+    let before = sub.messages().len();
+    let (took, clean, log) = d.terminate();
+    assert!(clean, "exit status 0 after SIGTERM:\n{log}");
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    sub.wait_for(
+        "offline after SIGTERM",
+        before,
+        Duration::from_secs(5),
+        |m| is_status(m, "offline"),
+    );
+    assert_eq!(
+        retained(&broker, &format!("{BASE}/status")).as_deref(),
+        Some("offline")
+    );
+    assert!(log.contains("said offline"), "{log}");
+
+    // SIGKILL: the broker publishes the last will
+    let d = Daemon::start(&dir, "second", &args);
+    let (at, _) = sub.wait_for("online again", before, Duration::from_secs(10), |m| {
+        is_status(m, "online")
+    });
+    let log = d.kill();
+    let (_, will) = sub.wait_for(
+        "the last will after SIGKILL",
+        at + 1,
+        Duration::from_secs(10),
+        |m| is_status(m, "offline"),
+    );
+    assert!(!log.contains("said offline"), "{log}");
+    assert_eq!(will.payload, "offline");
+    assert_eq!(
+        retained(&broker, &format!("{BASE}/status")).as_deref(),
+        Some("offline")
+    );
+    drop(sub);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The events a subscriber got on the anomaly and events topics, as JSON, in order.
+fn received_events(sub: &Subscriber) -> Vec<Value> {
+    sub.messages()
+        .iter()
+        .filter(|m| m.topic == format!("{BASE}/anomaly") || m.topic == format!("{BASE}/events"))
+        .map(Msg::json)
+        .collect()
+}
+
+/// `v` with each run of equal neighbours kept once (redeliveries of one event).
+fn dedup(v: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    for e in v {
+        if out.last() != Some(e) {
+            out.push(e.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_broker_outage_delays_events_but_loses_none_and_keeps_their_order() {
+    need_root_tools_and_mosquitto!(
+        "a_broker_outage_delays_events_but_loses_none_and_keeps_their_order"
+    );
+    let dir = scratch("mqtt-outage");
+    let (benign, attack) = (dir.join("benign.pcap"), dir.join("attack.pcap"));
+    synth(&benign, 3, 30, 3, &[]);
+    // the same devices and a fourth, new one; the camera scans for 15 s
+    synth(&attack, 3, 40, 4, &[&format!("portscan@10+15:{SCANNER}")]);
+    let mut broker = Broker::start(&dir);
+    let sub = Subscriber::start(&broker, &dir);
+    let veth = Veth::new("o");
+    let cfg = config(&dir, &broker);
+    let log_file = dir.join("events.jsonl");
+    let d = Daemon::start(
+        &dir,
+        "outage",
+        &[
+            "--config",
+            s(&cfg),
+            "--interface",
+            &veth.capture,
+            "--events",
+            s(&log_file),
+            "--state",
+            s(&dir.join("state.json")),
+            "--learning-windows",
+            "1",
+        ],
+    );
+    sub.wait_for("online", 0, Duration::from_secs(10), |m| {
+        is_status(m, "online")
+    });
+    veth.play(&benign, 1.0);
+
+    broker.stop();
+    let stopped = Instant::now();
+    d.wait_for_log("connection to", Duration::from_secs(5));
+    veth.play(&attack, 1.0);
+    // detection goes on: the event log has the new device and the scan while the broker is away
+    let t = Instant::now();
+    loop {
+        let ev = events(&log_file);
+        let new = ev.iter().any(|e| e["kind"] == "new-device");
+        let scan = ev
+            .iter()
+            .any(|e| e["kind"] == "anomaly" && e["device"]["mac"] == SCANNER);
+        if new && scan {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "no events while the broker was down: {ev:?}\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let during = events(&log_file).len();
+    let got_before = received_events(&sub).len();
+    broker.run();
+    let restarted = Instant::now();
+    eprintln!(
+        "broker down {:.1} s; {during} events logged, {got_before} of them received before the outage",
+        restarted.duration_since(stopped).as_secs_f64()
+    );
+
+    // every event arrives, once or more, in order
+    let t = Instant::now();
+    loop {
+        let logged = events(&log_file);
+        let got = dedup(&received_events(&sub));
+        if got.len() >= during && got[..] == logged[..got.len()] {
+            eprintln!(
+                "all {} events received {:.1} s after the broker came back ({} messages with redeliveries)",
+                got.len(),
+                restarted.elapsed().as_secs_f64(),
+                received_events(&sub).len()
+            );
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "received (deduplicated) {got:#?}\nlogged {logged:#?}\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    assert!(log.contains("connected to"), "{log}");
+    // the events of the last window, closed at exit, went out too
+    let logged = events(&log_file);
+    let t = Instant::now();
+    while dedup(&received_events(&sub)) != logged && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let got = received_events(&sub);
+    assert_eq!(dedup(&got), logged, "every event, in order");
+    let distinct: HashSet<String> = got.iter().map(Value::to_string).collect();
+    assert_eq!(
+        distinct.len(),
+        logged.len(),
+        "no event twice except in a row"
+    );
+    drop(sub);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Runs a shell command in `dir`, insisting on success.
+fn sh_in(dir: &Path, cmd: &str) {
+    let out = Command::new("sh")
+        .args(["-c", cmd])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn mqtts_with_a_ca_file_and_a_password_file() {
+    need_root_tools_and_mosquitto!("mqtts_with_a_ca_file_and_a_password_file");
+    for tool in ["openssl", "mosquitto_passwd"] {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map_or(true, |o| !o.status.success())
+        {
+            eprintln!("\n*** SKIPPED mqtts_with_a_ca_file_and_a_password_file: no {tool} (Debian: openssl, mosquitto) ***\n");
+            return;
+        }
+    }
+    let dir = scratch("mqtt-tls");
+    // a CA, and a certificate it signed for localhost and 127.0.0.1
+    sh_in(
+        &dir,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+           -subj /CN=iotad-test-ca 2>/dev/null && \
+         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+           -subj /CN=localhost 2>/dev/null && \
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && \
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+           -out server.pem -days 2 -extfile san.ext 2>/dev/null && \
+         mosquitto_passwd -b -c passwd iotad 's3cret pass' && \
+         printf 's3cret pass\\n' > password",
+    );
+    let d = dir.display();
+    let broker = Broker::start_with(
+        &dir,
+        &format!(
+            "cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
+             allow_anonymous false\npassword_file {d}/passwd\n"
+        ),
+        &[
+            "--cafile",
+            &format!("{d}/ca.pem"),
+            "-u",
+            "iotad",
+            "-P",
+            "s3cret pass",
+        ],
+    );
+    let sub = Subscriber::start(&broker, &dir);
+    let veth = Veth::new("t");
+    let cfg = dir.join("config.json");
+    let write_cfg = |password_file: &str| {
+        std::fs::write(
+            &cfg,
+            format!(
+                r#"{{"mqtt": {{"broker": "mqtts://localhost:{}", "ca_file": "{d}/ca.pem",
+                     "username": "iotad", "password_file": "{d}/{password_file}",
+                     "topic_base": "{BASE}"}}}}"#,
+                broker.port
+            ),
+        )
+        .unwrap();
+    };
+    write_cfg("password");
+    let state = dir.join("state.json");
+    let args = [
+        "--config",
+        s(&cfg),
+        "--interface",
+        &veth.capture,
+        "--state",
+        s(&state),
+    ];
+    let daemon = Daemon::start(&dir, "tls", &args);
+    sub.wait_for("online over TLS", 0, Duration::from_secs(10), |m| {
+        is_status(m, "online")
+    });
+    let (_, clean, log) = daemon.terminate();
+    assert!(clean, "{log}");
+    sub.wait_for("offline over TLS", 0, Duration::from_secs(5), |m| {
+        is_status(m, "offline")
+    });
+
+    // a wrong password is refused, said once, and retried without flooding the log
+    std::fs::write(dir.join("wrong"), "nope\n").unwrap();
+    write_cfg("wrong");
+    let daemon = Daemon::start(&dir, "refused", &args);
+    daemon.wait_for_log("refused", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, clean, log) = daemon.terminate();
+    assert!(clean, "{log}");
+    assert_eq!(log.matches("refused").count(), 1, "{log}");
+    drop(sub);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
