@@ -234,6 +234,7 @@ mod tests {
                 ipv6: vec![],
                 name: "plug".into(),
                 vendor_class: String::new(),
+                randomized: false,
             },
             window_start: String::new(),
             window_end: String::new(),
@@ -243,6 +244,7 @@ mod tests {
             threshold_source: ThresholdSource::Population,
             severity: Severity::Low,
             explanation: vec![],
+            detail: None,
         }
     }
 

@@ -209,8 +209,11 @@ impl NodeState {
 /// Where an event is published, and its payload (the event log's JSON).
 pub fn event_message(topics: &Topics, e: &Event) -> Result<(String, Vec<u8>), String> {
     let topic = match e.kind {
-        EventKind::Anomaly => topics.anomaly(),
-        EventKind::NewDevice => topics.events(),
+        EventKind::Anomaly
+        | EventKind::ArpSpoof
+        | EventKind::MacFlood
+        | EventKind::NextHopChange => topics.anomaly(),
+        EventKind::NewDevice | EventKind::GatewayChange => topics.events(),
     };
     Ok((topic, serde_json::to_vec(e).map_err(|e| e.to_string())?))
 }
@@ -671,6 +674,7 @@ mod tests {
                     ipv6: vec![],
                     name: name.into(),
                     vendor_class: status.vendor_class.clone(),
+                    randomized: false,
                 },
                 window_start: "2024-01-01T00:10:00Z".into(),
                 window_end: "2024-01-01T00:10:10Z".into(),
@@ -687,6 +691,7 @@ mod tests {
                     weight: 13.0,
                     text: format!("{name} sent SYNs"),
                 }],
+                detail: None,
             };
             let topics = Topics::new("iotad/pi").unwrap();
             let d = Discovery::new("homeassistant").unwrap();
