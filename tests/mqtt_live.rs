@@ -410,6 +410,21 @@ fn alerts_discovery_and_goodbyes_reach_a_real_broker() {
     ids.extend(check_discovery(&m.json(), None));
     let unique: HashSet<&String> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "unique ids are unique: {ids:?}");
+    // Home Assistant (re)starting says online: discovery comes again
+    let before = sub.messages().len();
+    let pub_ok = Command::new("mosquitto_pub")
+        .args(&broker.client_args)
+        .args(["-t", "homeassistant/status", "-m", "online"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(pub_ok);
+    sub.wait_for(
+        "discovery again after HA's online",
+        before,
+        Duration::from_secs(5),
+        |m| m.topic == node,
+    );
+    eprintln!("RSS with MQTT: {} kB", d.rss_kb());
     // the scanner's state says so, with its last anomaly
     let scanner_state = format!("{BASE}/devices/{}", mac_id(SCANNER));
     sub.wait_for(
