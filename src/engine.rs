@@ -62,8 +62,13 @@ impl Engine {
         link: LinkType,
         detector: Option<Detector>,
     ) -> Result<Engine, String> {
+        let mut pipeline = Pipeline::new(cfg)?;
+        if let Some(d) = &detector {
+            // routers known before a restart are routers at once
+            pipeline.know_gateways(d.gateways());
+        }
         Ok(Engine {
-            pipeline: Pipeline::new(cfg)?,
+            pipeline,
             link,
             detector,
             events: Vec::new(),
@@ -205,7 +210,10 @@ impl Engine {
     /// Saves what the detector learned to `path`, atomically.
     pub fn checkpoint(&mut self, path: &Path) -> Result<(), String> {
         match &mut self.detector {
-            Some(d) => d.save(path),
+            Some(d) => {
+                d.set_gateways(self.pipeline.table().gateways());
+                d.save(path)
+            }
             None => Ok(()),
         }
     }

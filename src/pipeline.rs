@@ -135,6 +135,11 @@ impl Pipeline {
         }
     }
 
+    /// Routers known from before (a restored state): taken as detected routers at once.
+    pub fn know_gateways(&mut self, gateways: &[crate::wire::Mac]) {
+        self.table.know_gateways(gateways);
+    }
+
     /// Forgets devices that sent one frame and nothing since (a damaged or forged frame),
     /// their open windows with them; run when a window closes.
     fn forget_unconfirmed(&mut self, ts_ns: u64) {

@@ -374,20 +374,10 @@ fn alerts_discovery_and_goodbyes_reach_a_real_broker() {
         .iter()
         .map(|c| c["feature"].as_str().unwrap())
         .collect();
-    // what a port scan drives (which three lead depends on where the wall clock cuts the
-    // windows: SYNs sent, ports, resets back, or the SYNs to 22 and 23)
-    let scan_features = [
-        "syn_out",
-        "unanswered",
-        "remote_ports",
-        "remote_ips_syn",
-        "rst_in",
-        "login_attempts",
-        "max_attempts_one_service",
-        "small_pkts_out",
-    ];
     assert!(
-        named.iter().any(|f| scan_features.contains(f)),
+        named
+            .iter()
+            .any(|f| common::live::SCAN_FEATURES.contains(f)),
         "the alert explains the scan: {named:?}"
     );
     assert!(alert["explanation"][0]["text"].as_str().unwrap().len() > 20);

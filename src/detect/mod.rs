@@ -320,6 +320,9 @@ pub struct Detector {
     window_ns: u64,
     incidents: u64,
     stats: DetectStats,
+    /// The LAN's routers, saved with the state (the device table finds them; the engine
+    /// hands them over before a save and takes them back after a restore).
+    gateways: Vec<Mac>,
 }
 
 /// A device as the detector sees it.
@@ -405,6 +408,7 @@ impl Detector {
             window_ns,
             incidents: 0,
             stats: DetectStats::default(),
+            gateways: Vec::new(),
         }
     }
 
@@ -612,6 +616,7 @@ impl Detector {
             window_secs: self.window_ns / 1_000_000_000,
             first_window: self.first_window,
             incidents: self.incidents,
+            gateways: self.gateways.iter().map(Mac::to_string).collect(),
             devices: devices.map(state::SavedDevice::of).collect(),
         };
         let json = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
@@ -656,6 +661,12 @@ impl Detector {
             .map_err(bad)?;
         self.first_window = saved.first_window;
         self.incidents = saved.incidents;
+        self.gateways = saved
+            .gateways
+            .iter()
+            .map(|g| state::parse_mac(g))
+            .collect::<Result<_, _>>()
+            .map_err(bad)?;
         let n = devices.len();
         self.parked = devices;
         while self.parked.len() > self.cfg.parked_devices {
@@ -788,6 +799,15 @@ impl Detector {
             .is_none_or(|first| self.queued_window < first + u64::from(self.cfg.learning_windows))
     }
 
+    /// The routers to save with the state (or restored from it).
+    pub fn gateways(&self) -> &[Mac] {
+        &self.gateways
+    }
+
+    pub fn set_gateways(&mut self, gateways: &[Mac]) {
+        self.gateways = gateways.to_vec();
+    }
+
     /// Keeps the state of a device that left its table slot.
     fn park(&mut self, d: DeviceState) {
         if self.cfg.parked_devices == 0 {
@@ -828,6 +848,19 @@ mod tests {
 
     const W: u64 = 10_000_000_000;
 
+    /// A device with MAC 02:00:00:00:00:`n` that has sent two frames (confirmed).
+    fn device(n: u8) -> Device {
+        Device {
+            next_hop: None,
+            mac: Mac([0x02, 0, 0, 0, 0, n]),
+            first_seen_ns: 0,
+            last_seen_ns: 0,
+            packets_out: 2,
+            packets_in: 0,
+            identity: Default::default(),
+        }
+    }
+
     /// A device that appears on a network that has learned and sends `arp` unsolicited ARP
     /// replies in each window (nothing else): whether it is alerting after each window.
     fn alerting(arp: &[f32]) -> Vec<bool> {
@@ -837,15 +870,7 @@ mod tests {
             ..DetectConfig::default()
         };
         let mut det = Detector::new(model, cfg, 4, W);
-        let device = Device {
-            next_hop: None,
-            mac: Mac([0x02, 0, 0, 0, 0, 1]),
-            first_seen_ns: 0,
-            last_seen_ns: 0,
-            packets_out: 0,
-            packets_in: 0,
-            identity: Default::default(),
-        };
+        let device = device(1);
         let t0 = 1_700_000_000 * 1_000_000_000;
         arp.iter()
             .enumerate()
@@ -877,15 +902,7 @@ mod tests {
     fn a_long_silence_costs_no_model_steps_once_the_device_is_at_rest() {
         let model = crate::model::file::built_in().unwrap();
         let mut det = Detector::new(model, DetectConfig::default(), 4, W);
-        let device = Device {
-            next_hop: None,
-            mac: Mac([0x02, 0, 0, 0, 0, 2]),
-            first_seen_ns: 0,
-            last_seen_ns: 0,
-            packets_out: 0,
-            packets_in: 0,
-            identity: Default::default(),
-        };
+        let device = device(2);
         let t0 = 1_700_000_000 * 1_000_000_000;
         let mut busy = Features::ZERO;
         busy.0[Feat::PktsOut as usize] = 40.0;

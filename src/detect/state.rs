@@ -22,6 +22,10 @@ pub(super) struct SavedDetector {
     pub window_secs: u64,
     pub first_window: Option<u64>,
     pub incidents: u64,
+    /// The LAN's routers when it was saved, so that a restart does not take them for new
+    /// devices while it finds them again.
+    #[serde(default)]
+    pub gateways: Vec<String>,
     pub devices: Vec<SavedDevice>,
 }
 
@@ -73,7 +77,7 @@ fn array(v: &[f32], what: &str) -> Result<[f32; F], String> {
         .map_err(|_| format!("{what} has {} values, expected {F}", v.len()))
 }
 
-fn parse_mac(s: &str) -> Result<Mac, String> {
+pub(super) fn parse_mac(s: &str) -> Result<Mac, String> {
     let mut m = [0u8; 6];
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {

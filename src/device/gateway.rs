@@ -139,6 +139,18 @@ impl Gateways {
         }
     }
 
+    /// Takes `mac` as a detected router (known from before a restart), if there is room.
+    pub fn know(&mut self, mac: Mac) {
+        if !self.is_gateway(&mac) && !self.known.is_full() {
+            let _ = self.known.push(Known {
+                mac,
+                configured: false,
+                last_ns: 0,
+            });
+            self.sync();
+        }
+    }
+
     /// Whether `mac` has been seen sending from `ip` (a remote address it holds or forwards).
     pub fn sends_from(&self, mac: Mac, ip: &IpAddr) -> bool {
         let h = hash_ip(ip);

@@ -216,6 +216,13 @@ impl Table {
         }
     }
 
+    /// Routers known from before (a restored state).
+    pub fn know_gateways(&mut self, gateways: &[Mac]) {
+        for g in gateways {
+            self.gateways.know(*g);
+        }
+    }
+
     /// The oldest attribution notice not taken yet.
     pub fn take_notice(&mut self) -> Option<Notice> {
         self.notices.pop_front()

@@ -198,3 +198,17 @@ pub fn count_before(log: &str, what: &str) -> u64 {
         .parse()
         .unwrap()
 }
+
+/// What a port scan drives: an alert on one names at least one of these (which lead depends
+/// on where the wall clock cuts the windows: SYNs sent, ports, resets back, or the SYNs to 22
+/// and 23).
+pub const SCAN_FEATURES: &[&str] = &[
+    "syn_out",
+    "unanswered",
+    "remote_ports",
+    "remote_ips_syn",
+    "rst_in",
+    "login_attempts",
+    "max_attempts_one_service",
+    "small_pkts_out",
+];
