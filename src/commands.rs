@@ -32,6 +32,16 @@ pub fn config(
     Ok(cfg)
 }
 
+/// A closed standard output (`iotad features big.pcap | head -1`) ends an offline command
+/// quietly, as it ends any Unix tool: SIGPIPE back to its default. Not for the daemon, whose
+/// sockets must see EPIPE as an error instead.
+pub fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: restoring a signal's default disposition has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// `iotad config`: the example file, a check, or the key table.
 pub fn config_command(a: crate::cli::ConfigArgs) -> CmdResult {
     if let Some(path) = &a.check {
@@ -104,10 +114,22 @@ pub fn features(a: FeaturesArgs) -> CmdResult {
     }
     need_captures(&a.captures)?;
     let cfg = config(a.config.as_deref(), a.window_secs, &a.gateway)?;
-    let out: Box<dyn Write> = match &a.out {
+    // the output is written beside itself and replaces the old file only once something was
+    // written: a missing or unreadable capture leaves an existing output as it was
+    let tmp = match &a.out {
         Some(p) => {
-            Box::new(File::create(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?)
+            crate::files::refuse_overwriting_inputs(p, &a.captures)?;
+            Some(crate::files::temporary_beside(p))
         }
+        None => None,
+    };
+    let out: Box<dyn Write> = match &tmp {
+        Some(t) => Box::new(File::create(t).map_err(|e| {
+            format!(
+                "cannot create {}: {e}",
+                a.out.as_deref().unwrap_or(t).display()
+            )
+        })?),
         None => Box::new(io::stdout().lock()),
     };
     let mut writer = WindowWriter::new(BufWriter::with_capacity(64 * 1024, out), a.format)
@@ -133,9 +155,17 @@ pub fn features(a: FeaturesArgs) -> CmdResult {
         },
     );
     let rows = writer.rows();
-    writer
+    let finished = writer
         .finish()
-        .map_err(|e| format!("cannot write output: {e}"))?;
+        .map_err(|e| format!("cannot write output: {e}"));
+    if let (Some(t), Some(out)) = (&tmp, &a.out) {
+        if finished.is_ok() && (result.is_ok() || rows > 0) {
+            std::fs::rename(t, out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        } else {
+            let _ = std::fs::remove_file(t);
+        }
+    }
+    finished?;
     if a.stats {
         eprintln!("rows written: {rows}");
         if let Some(kb) = peak_rss_kb() {
@@ -335,6 +365,16 @@ fn print_summary(
 pub fn train(a: TrainArgs) -> CmdResult {
     if a.captures.is_empty() && a.csv.is_empty() {
         return Err("nothing to train on: name captures, or feature CSVs with --csv".into());
+    }
+    // sizes are checked before anything is built (candle panics on 0, and 100,000 asks for
+    // 160 GB)
+    if a.epochs == 0 {
+        return Err("--epochs must be at least 1 (0 would write an untrained model)".into());
+    }
+    for (flag, v) in [("--lstm", a.lstm), ("--rnn", a.rnn)] {
+        if !(1..=1024).contains(&v) {
+            return Err(format!("{flag} must be 1 to 1024, not {v}"));
+        }
     }
     let cfg = config(None, a.window_secs, &[])?;
     let started = std::time::Instant::now();

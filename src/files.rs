@@ -30,6 +30,31 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// The name a file is written under before it replaces `path`: beside it (so the rename
+/// stays on one file system), hidden, with this process's id.
+pub fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    let mut name = std::ffi::OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Refuses an output that is one of the inputs (writing it would destroy what is read).
+pub fn refuse_overwriting_inputs(out: &Path, inputs: &[std::path::PathBuf]) -> Result<(), String> {
+    let Ok(out_real) = std::fs::canonicalize(out) else {
+        return Ok(()); // it does not exist yet
+    };
+    for input in inputs {
+        if std::fs::canonicalize(input).is_ok_and(|i| i == out_real) {
+            return Err(format!(
+                "{} is both an input and the output: name another output file",
+                out.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,9 @@ fn main() -> ExitCode {
             std::env::set_var(var, "1");
         }
     }
+    if std::env::args().nth(1).as_deref() != Some("run") {
+        commands::end_quietly_on_a_closed_pipe();
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     // argh reads a lone "-" as an unknown flag: pass standard input by its path instead
     let args: Vec<String> = std::env::args()
