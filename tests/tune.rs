@@ -256,3 +256,64 @@ fn read_only_tree_is_not_possible_with_the_reason() {
     assert!(!dir.join("run/tune.json").exists(), "nothing to record");
     assert_eq!(snapshot(&writable), before);
 }
+
+#[test]
+fn run_applies_at_start_and_undoes_at_exit() {
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "*** SKIPPED: not root: iotad run cannot capture on lo; tuning at start not tested ***"
+        );
+        return;
+    }
+    let dir = scratch("tune-run");
+    let root = pi5(&dir);
+    let cfg = dir.join("run.json");
+    let text = serde_json::json!({
+        "capture": {"interface": "lo"},
+        "state": {"file": dir.join("state.json")},
+        "tune": {"root": root, "state_file": dir.join("run/tune.json"), "vcgencmd": "/nonexistent"}
+    });
+    std::fs::write(&cfg, text.to_string()).unwrap();
+    // the fake tree's eth0 interrupt is lo's here
+    let irqs = root.join("proc/interrupts");
+    let t = std::fs::read_to_string(&irqs)
+        .unwrap()
+        .replace("eth0", "lo");
+    std::fs::write(&irqs, t).unwrap();
+    let before_irqs = snapshot(&root);
+    let child = iotad()
+        .args(["run", "--config", s(&cfg)])
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gov = root.join("sys/devices/system/cpu/cpufreq/policy0/scaling_governor");
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&gov).unwrap() != "performance\n" {
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "iotad run did not apply the governor"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    println!("{log}");
+    assert!(out.status.success(), "{log}");
+    assert!(
+        log.contains("tuning: CPU governor (cpufreq policy0): applied"),
+        "{log}"
+    );
+    assert!(
+        log.contains("tuning: NIC IRQ 106 (lo) affinity: applied"),
+        "{log}"
+    );
+    assert!(log.contains("tuning: restored"), "{log}");
+    assert_eq!(
+        snapshot(&root),
+        before_irqs,
+        "iotad run puts back what it changed"
+    );
+}
