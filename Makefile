@@ -5,6 +5,8 @@
 #   make variants  detection on variants of ../shared/data's scenarios (other starts, other attackers)
 #   make aarch64       the fully static Raspberry Pi binary (aarch64-unknown-linux-musl)
 #   make test-aarch64  its unit tests and an end-to-end replay under qemu-user
+#   make deploy PI=user@host     install it on a Pi over ssh as a hardened service (BIN= a binary)
+#   make uninstall PI=user@host  remove what deploy installed
 
 SHELL := /bin/bash
 CARGO ?= cargo
@@ -15,8 +17,10 @@ DEB_PACKAGES := libpcap-dev pkg-config gcc ieee-data
 # What the tests add: veth pairs and packet injection for the live daemon (iproute2,
 # tcpreplay), editcap/mergecap and python3 for the variants of the shared scenarios, a broker
 # and its clients for the MQTT test (mosquitto, mosquitto-clients; openssl makes its TLS
-# certificates).
-TEST_DEB_PACKAGES := iproute2 tcpreplay wireshark-common python3 mosquitto mosquitto-clients openssl
+# certificates), systemd-analyze for the unit's test (systemd), sshd and ssh/scp for the deploy
+# test (openssh-server, openssh-client).
+TEST_DEB_PACKAGES := iproute2 tcpreplay wireshark-common python3 mosquitto mosquitto-clients openssl \
+  systemd openssh-server openssh-client
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The Pi build: static musl binary, static libpcap from Debian's source package.
@@ -39,7 +43,7 @@ MODEL := models/iotad.gguf
 MODEL_SEEDS := 11 12 13 14 15 16
 MODEL_DIR := target/model
 
-.PHONY: all build deps test-deps rust demo test lint bench variants clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64
+.PHONY: all build deps test-deps rust demo test lint bench variants clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64 deploy uninstall
 
 all: build
 
@@ -159,3 +163,16 @@ test-aarch64: aarch64 build
 	tests/cross_arch.sh $(BIN) "qemu-aarch64 $(AARCH64_BIN)"
 	@echo "note: live capture is not exercised under qemu-user: it does not emulate the ethtool"
 	@echo "      ioctls libpcap uses on a live interface; live capture is tested natively."
+
+# `make deploy PI=user@host`: the static aarch64 binary (built unless BIN= names one, e.g. when
+# the cross toolchain is missing here), the unit and a default configuration, installed over
+# ssh and started (deploy/pi.sh). ROOT= installs under a prefix; SSH_OPTS= passes ssh options.
+DEPLOY_BIN = $(if $(filter command line environment,$(origin BIN)),$(BIN),$(AARCH64_BIN))
+deploy:
+	@[ -n "$(PI)" ] || { echo "usage: make deploy PI=user@host [BIN=path] [ROOT=/prefix]" >&2; exit 2; }
+	@$(if $(filter command line environment,$(origin BIN)),true,$(MAKE) --no-print-directory aarch64)
+	deploy/pi.sh install PI="$(PI)" BIN="$(DEPLOY_BIN)" ROOT="$(ROOT)" SSH_OPTS="$(SSH_OPTS)"
+
+uninstall:
+	@[ -n "$(PI)" ] || { echo "usage: make uninstall PI=user@host [ROOT=/prefix]" >&2; exit 2; }
+	deploy/pi.sh uninstall PI="$(PI)" ROOT="$(ROOT)" SSH_OPTS="$(SSH_OPTS)"

@@ -27,6 +27,7 @@ pub enum Command {
     Quantize(QuantizeArgs),
     Eval(EvalArgs),
     Bench(BenchArgs),
+    Tune(TuneArgs),
 }
 
 /// Watch a live interface: learn each device, score its windows, write events (the daemon).
@@ -290,4 +291,39 @@ pub struct BenchArgs {
     /// timed repetitions of each measurement; the best is reported (default 3)
     #[argh(option, default = "3")]
     pub repeat: u32,
+}
+
+/// Tune the Pi for capture (CPU governor, the NIC's IRQ affinity), undo it, or show the plan.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "tune")]
+pub struct TuneArgs {
+    /// print what would be changed and the temperature and throttling (the default)
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// apply the plan and record what changed in the state file
+    #[argh(switch)]
+    pub apply: bool,
+    /// put back every value the last --apply changed
+    #[argh(switch)]
+    pub restore: bool,
+    /// configuration file (its capture and tune sections; default /etc/iotad/config.json
+    /// when it exists)
+    #[argh(option, short = 'c')]
+    pub config: Option<PathBuf>,
+    /// where /sys and /proc are looked for (default /)
+    #[argh(option)]
+    pub root: Option<PathBuf>,
+    /// the record of what --apply changed (default /run/iotad/tune.json)
+    #[argh(option)]
+    pub state: Option<PathBuf>,
+    /// the capture interface whose IRQs are moved (default: the configured one, else the
+    /// interface of the default route)
+    #[argh(option, short = 'i')]
+    pub interface: Option<String>,
+    /// CPU frequency governor to set (default performance)
+    #[argh(option)]
+    pub governor: Option<String>,
+    /// CPU the NIC's interrupts go to
+    #[argh(option)]
+    pub irq_cpu: Option<usize>,
 }

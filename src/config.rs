@@ -1,5 +1,5 @@
 //! The configuration: one JSON file in sections (`capture`, `pipeline`, `detect`, `model`,
-//! `state`, `events`, `mqtt`, `webhook`), every key optional, unknown keys and invalid values rejected with the
+//! `state`, `events`, `mqtt`, `webhook`, `tune`), every key optional, unknown keys and invalid values rejected with the
 //! key and the file named, overridden by command-line flags. Defaults live in the `Default`
 //! impls here (and `DetectConfig`'s); what each key means lives in [`KEYS`], which
 //! `iotad config --example` and the README's table are made from. Lines whose first
@@ -30,6 +30,7 @@ pub struct Config {
     pub events: EventsConfig,
     pub mqtt: MqttConfig,
     pub webhook: WebhookConfig,
+    pub tune: crate::tune::TuneConfig,
 }
 
 /// Live capture (`iotad run`).
@@ -483,6 +484,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("webhook.ca_file", "PEM file of the CA that signed an https:// server's certificate (null: the system's roots)"),
     ("webhook.timeout_secs", "seconds to connect, send and get an answer before trying again later"),
     ("webhook.queue", "events waiting for the receiver before the oldest is dropped (and counted)"),
+    ("tune.at_start", "iotad run applies the tuning plan at start when it can, and undoes it at exit"),
+    ("tune.root", "where sysfs and procfs are looked for (/sys, /proc under it; for tests)"),
+    ("tune.governor", "CPU frequency governor set on every cpufreq policy, or null to leave it"),
+    ("tune.irq_cpu", "CPU the capture NIC's interrupts go to (null: capture.core, else CPU 1)"),
+    ("tune.state_file", "where iotad tune --apply records what it changed, for --restore"),
+    ("tune.vcgencmd", "the firmware tool asked for throttling (vcgencmd get_throttled)"),
 ];
 
 impl Config {
@@ -582,7 +589,8 @@ impl Config {
             ));
         }
         self.mqtt.validate()?;
-        self.webhook.validate()
+        self.webhook.validate()?;
+        self.tune.validate()
     }
 
     /// The defaults as a JSON file with each key's meaning as a comment above it.

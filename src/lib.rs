@@ -34,5 +34,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod sink;
 pub mod synth;
+pub mod tune;
 pub mod window;
 pub mod wire;

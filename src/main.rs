@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 use iotad::cli::{Cli, Command};
-use iotad::{bench, capture, commands, daemon, synth};
+use iotad::{bench, capture, commands, daemon, synth, tune};
 
 fn main() -> ExitCode {
     // candle runs single-threaded: the daemon's loop is pinned to one core, and without this
@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         Command::Quantize(a) => commands::quantize(a),
         Command::Eval(a) => commands::eval(a),
         Command::Bench(a) => bench::command(a),
+        Command::Tune(a) => tune::command(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

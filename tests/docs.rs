@@ -23,6 +23,7 @@ fn readme_quotes_every_help_text() {
         &["quantize"],
         &["eval"],
         &["bench"],
+        &["tune"],
     ] {
         let mut args: Vec<&str> = cmd.to_vec();
         args.push("--help");

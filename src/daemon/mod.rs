@@ -22,6 +22,7 @@ use crate::detect::Detector;
 use crate::engine::Engine;
 use crate::model::{self, Model};
 use crate::sink::{jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard};
+use crate::tune;
 use notify::Notifier;
 
 /// How often the loop looks at the clock, its counters and the signals when packets flow.
@@ -146,6 +147,20 @@ pub fn command(a: RunArgs) -> Result<(), String> {
     Daemon::start(cfg, path)?.run()
 }
 
+/// Applies the tuning plan where it can, logging each item; returns what it changed (the
+/// systemd unit applies it as root before, so here everything is usually already so).
+fn tune_at_start(cfg: &Config, interface: &str) -> tune::Record {
+    let plan = tune::plan(&cfg.tune, Some(interface), cfg.capture.core);
+    let applied = tune::apply(&plan);
+    for (name, outcome) in &applied.items {
+        log::info!("tuning: {name}: {outcome}");
+    }
+    for (name, value) in &applied.readings {
+        log::info!("tuning: {name}: {value}");
+    }
+    applied.record()
+}
+
 /// The running daemon.
 struct Daemon {
     cfg: Config,
@@ -159,6 +174,8 @@ struct Daemon {
     /// The kernel's counters of the sources closed so far (a reopened source starts at 0).
     capture_before: CaptureStats,
     capture_now: CaptureStats,
+    /// What the tuning at start changed, put back at exit.
+    tuned: tune::Record,
 }
 
 impl Daemon {
@@ -195,7 +212,13 @@ impl Daemon {
                  capture.interface",
             )?,
         };
+        let tuned = if cfg.tune.at_start {
+            tune_at_start(&cfg, &interface)
+        } else {
+            tune::Record::default()
+        };
         Ok(Daemon {
+            tuned,
             cfg,
             config_path,
             interface,
@@ -306,6 +329,12 @@ impl Daemon {
             self.housekeeping();
             if let Some(st) = source.stats() {
                 self.capture_now = st;
+            }
+            for (path, r) in tune::restore(&self.tuned) {
+                match r {
+                    Ok(()) => log::info!("tuning: restored {}", path.display()),
+                    Err(e) => log::warn!("tuning: cannot restore: {e}"),
+                }
             }
             let total = self.capture_total();
             let drops = total.dropped + total.if_dropped;
