@@ -280,6 +280,18 @@ fn score(
     let Some(device) = w.table.get(w.closed.device) else {
         return;
     };
+    if w.last {
+        // it was found to be a router: its half window is no device's window (not scored,
+        // not a feature row), but an incident it had ends with an event
+        if let Some(e) = detector
+            .as_mut()
+            .and_then(|d| d.retire(w.closed.device as usize, device, w.closed.start_ns))
+        {
+            stats.events += 1;
+            events.push(e);
+        }
+        return;
+    }
     let outcome = detector.as_mut().map(|d| {
         d.on_window(
             w.closed.device as usize,
@@ -298,15 +310,6 @@ fn score(
     if let Some(o) = outcome {
         stats.events += o.events.len() as u64;
         events.extend(o.events);
-    }
-    if w.last {
-        if let Some(e) = detector
-            .as_mut()
-            .and_then(|d| d.retire(w.closed.device as usize, device, w.closed.start_ns))
-        {
-            stats.events += 1;
-            events.push(e);
-        }
     }
 }
 

@@ -30,8 +30,8 @@ pub struct PipelineStats {
 pub struct WindowOut<'a> {
     pub table: &'a Table,
     pub closed: Closed<'a>,
-    /// The device stops being a device after this window (it was found to be a router):
-    /// its open window closed early so that nothing it did is dropped.
+    /// The device stops being a device (it was found to be a router): this is its open
+    /// window, closed early so that its incident can end with an event.
     pub last: bool,
 }
 

@@ -314,8 +314,8 @@ impl Table {
     }
 
     /// Attributes a packet to its devices, learning identities and gateways on the way. A
-    /// station becomes a device with its first valid frame, but is only *confirmed* (its
-    /// identity learned, announced) by its second; frames to a station are its only once it
+    /// station becomes a device with its first valid frame, but is only *confirmed* (announced,
+    /// its route watched) by its second; frames to a station are its only once it
     /// is a device (receivers are never made from others' frames).
     pub fn observe(&mut self, s: &Summary<'_>) -> Observation {
         let mut obs = Observation::default();
@@ -451,10 +451,8 @@ impl Table {
             return;
         };
         d.packets_out += 1;
-        if !d.confirmed() {
-            // one frame tells nothing about who a station is: it may be damaged or forged
-            return;
-        }
+        // names and addresses are learned from the first frame (a DHCP request often is
+        // one); a station that sends nothing more is forgotten with them within a minute
         let mut hop_change = None;
         if let Net::Ip { dst, .. } = &s.net {
             // a remote address the next station sends from itself is that station's own
@@ -462,7 +460,8 @@ impl Table {
             let routed = !wire::ip::is_local(dst)
                 && s.dst_mac != Mac::UNKNOWN
                 && !self.gateways.sends_from(s.dst_mac, dst);
-            if routed {
+            // one frame is no route: it may be damaged or forged
+            if routed && d.confirmed() {
                 match d.next_hop {
                     Some(h) if h != s.dst_mac => hop_change = Some((d.mac, h, s.dst_mac)),
                     _ => {}
@@ -696,11 +695,7 @@ mod tests {
             &pkt(700, 89, ROUTER, [192, 168, 1, 9], [52, 1, 2, 3]),
         );
         let phantom = t.get(o.sender.unwrap().id).unwrap();
-        assert!(!phantom.confirmed());
-        assert!(
-            phantom.identity.ipv4.is_empty(),
-            "no identity from one frame"
-        );
+        assert!(!phantom.confirmed() && phantom.next_hop.is_none());
         assert_eq!(t.unconfirmed_before(700 + CONFIRM_WITHIN_NS + 1).count(), 1);
         // frames addressed to a station that never sent make no device
         let o = see(
