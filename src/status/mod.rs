@@ -540,4 +540,56 @@ mod tests {
         assert_eq!(answer_with(&b, None, &get("/healthz")).status, 503);
         assert_eq!(answer_with(&b, None, &get("/")).status, 503);
     }
+
+    fn fetch(addr: std::net::SocketAddr) -> String {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET /api/status HTTP/1.1\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn status_server_outlasts_idle_and_slow_clients() {
+        let cfg = HttpConfig {
+            bind: "127.0.0.1:0".into(),
+            max_connections: 8,
+            timeout_secs: 1,
+            ..HttpConfig::default()
+        };
+        let server = start(&cfg, Arc::new(board())).unwrap();
+        let idle: Vec<TcpStream> = (0..200)
+            .map(|_| TcpStream::connect(server.addr).unwrap())
+            .collect();
+        let t = Instant::now();
+        assert!(fetch(server.addr).starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        drop(idle);
+        // a client trickling its head is cut off after timeout_secs, head or not
+        let mut slow = TcpStream::connect(server.addr).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = Instant::now();
+        for _ in 0..20 {
+            if slow.write_all(b"G").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut out = String::new();
+        let _ = slow.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 408"), "{out}");
+        assert!(
+            t.elapsed() < Duration::from_millis(2500),
+            "{:?}",
+            t.elapsed()
+        );
+        // a head over the limit gets 431
+        let mut big = TcpStream::connect(server.addr).unwrap();
+        big.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let _ = big.write_all(&vec![b'a'; MAX_HEAD + 100]);
+        let mut out = String::new();
+        let _ = big.read_to_string(&mut out);
+        assert!(out.starts_with("HTTP/1.1 431"), "{out}");
+    }
 }
