@@ -1,5 +1,5 @@
 //! The configuration: one JSON file in sections (`capture`, `pipeline`, `detect`, `model`,
-//! `state`, `events`, `mqtt`, `webhook`, `tune`), every key optional, unknown keys and invalid values rejected with the
+//! `state`, `events`, `mqtt`, `webhook`, `tune`, `http`), every key optional, unknown keys and invalid values rejected with the
 //! key and the file named, overridden by command-line flags. Defaults live in the `Default`
 //! impls here (and `DetectConfig`'s); what each key means lives in [`KEYS`], which
 //! `iotad config --example` and the README's table are made from. Lines whose first
@@ -31,6 +31,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub webhook: WebhookConfig,
     pub tune: crate::tune::TuneConfig,
+    pub http: HttpConfig,
 }
 
 /// Live capture (`iotad run`).
@@ -298,6 +299,94 @@ impl MqttConfig {
     }
 }
 
+/// The status page, its JSON API and the Prometheus metrics (`iotad run`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub bind: String,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub max_connections: usize,
+    pub timeout_secs: u32,
+}
+
+impl Default for HttpConfig {
+    fn default() -> HttpConfig {
+        HttpConfig {
+            enabled: true,
+            bind: "127.0.0.1:8080".into(),
+            token: None,
+            token_file: None,
+            max_connections: 32,
+            timeout_secs: 5,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The address to listen on.
+    pub fn addr(&self) -> Result<std::net::SocketAddr, String> {
+        self.bind.parse().map_err(|_| {
+            format!(
+                "http.bind {:?} is not an address and port like 127.0.0.1:8080 or [::1]:8080",
+                self.bind
+            )
+        })
+    }
+
+    /// The token, read from `token_file` when that is set (its first line).
+    pub fn token(&self) -> Result<Option<String>, String> {
+        let t = match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => {
+                return Err("http.token and http.token_file: give one, not both".into())
+            }
+            (Some(t), None) => t.trim().to_string(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map_err(|e| format!("http.token_file {}: {e}", f.display()))?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string(),
+            (None, None) => return Ok(None),
+        };
+        if t.len() < 8 || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("http.token must be at least 8 printable characters without spaces".into());
+        }
+        Ok(Some(t))
+    }
+
+    /// Checks the section's values; a non-loopback address without a token is refused.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let addr = self.addr()?;
+        let token = self.token()?;
+        if !addr.ip().is_loopback() && token.is_none() {
+            return Err(format!(
+                "http.bind {} is not a loopback address: set http.token or http.token_file \
+                 (or bind 127.0.0.1)",
+                self.bind
+            ));
+        }
+        if !(1..=1024).contains(&self.max_connections) {
+            return Err(format!(
+                "http.max_connections must be 1 to 1024, not {}",
+                self.max_connections
+            ));
+        }
+        if !(1..=300).contains(&self.timeout_secs) {
+            return Err(format!(
+                "http.timeout_secs must be 1 to 300, not {}",
+                self.timeout_secs
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The `webhook` configuration section.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -490,6 +579,12 @@ pub const KEYS: &[(&str, &str)] = &[
     ("tune.irq_cpu", "CPU the capture NIC's interrupts go to (null: capture.core, else CPU 1)"),
     ("tune.state_file", "where iotad tune --apply records what it changed, for --restore"),
     ("tune.vcgencmd", "the firmware tool asked for throttling (vcgencmd get_throttled)"),
+    ("http.enabled", "serve the status page, its JSON API and /metrics"),
+    ("http.bind", "address and port to listen on; any address but loopback needs a token"),
+    ("http.token", "token every request must bring (Authorization: Bearer, or ?token= once), or null"),
+    ("http.token_file", "file whose first line is the token (instead of http.token), or null"),
+    ("http.max_connections", "connections served at once; a new one closes the oldest still sending its request, or gets 503"),
+    ("http.timeout_secs", "seconds a client has to send its request (and to read the answer)"),
 ];
 
 impl Config {
@@ -590,7 +685,8 @@ impl Config {
         }
         self.mqtt.validate()?;
         self.webhook.validate()?;
-        self.tune.validate()
+        self.tune.validate()?;
+        self.http.validate()
     }
 
     /// The defaults as a JSON file with each key's meaning as a comment above it.

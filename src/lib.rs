@@ -33,6 +33,7 @@ pub mod model;
 pub mod pipeline;
 pub mod progress;
 pub mod sink;
+pub mod status;
 pub mod synth;
 pub mod tune;
 pub mod window;

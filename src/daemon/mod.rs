@@ -22,6 +22,7 @@ use crate::detect::Detector;
 use crate::engine::Engine;
 use crate::model::{self, Model};
 use crate::sink::{jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard};
+use crate::status::{self, Recent, SinkStatus, Snapshot};
 use crate::tune;
 use notify::Notifier;
 
@@ -31,7 +32,8 @@ const HOUSEKEEPING: Duration = Duration::from_millis(200);
 const DROP_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Time the sinks get to deliver what waits at exit.
 const SINK_GRACE: Duration = Duration::from_millis(1200);
-/// How often the node's snapshot is posted for the sinks that publish state (MQTT).
+/// How often the node's snapshot is posted for the sinks that publish state (MQTT) and the
+/// status page.
 const BOARD_EVERY: Duration = Duration::from_secs(1);
 
 /// The configuration `iotad run` uses: the file (the default path only when it exists),
@@ -169,7 +171,14 @@ struct Daemon {
     engine: Engine,
     sinks: Sinks,
     /// Where the node's snapshot is posted for MQTT, when it is on; and when it last was.
-    board: Option<(Arc<StatusBoard>, Instant)>,
+    board: Option<Arc<StatusBoard>>,
+    /// Where the status page's snapshot is posted, when the page is on.
+    page: Option<(Arc<StatusBoard<Snapshot>>, status::Server)>,
+    /// When the snapshots were last posted.
+    posted: Instant,
+    /// The last events, for the status page.
+    recent: Recent,
+    started: Instant,
     notifier: Notifier,
     /// The kernel's counters of the sources closed so far (a reopened source starts at 0).
     capture_before: CaptureStats,
@@ -195,9 +204,25 @@ impl Daemon {
         let board = match mqtt {
             Some(sink) => {
                 sinks.start("mqtt", Box::new(sink), cfg.mqtt.queue);
-                Some((board, Instant::now() - BOARD_EVERY))
+                Some(board)
             }
             None => None,
+        };
+        let page = if cfg.http.enabled {
+            let board = Arc::new(StatusBoard::default());
+            match status::start(&cfg.http, Arc::clone(&board)) {
+                Ok(server) => {
+                    log::info!("status page on http://{}/", server.addr);
+                    Some((board, server))
+                }
+                // the detector matters more than its page: say so and keep going
+                Err(e) => {
+                    log::error!("no status page: {e}");
+                    None
+                }
+            }
+        } else {
+            None
         };
         if let Some(core) = cfg.capture.core {
             match pin(core) {
@@ -225,6 +250,10 @@ impl Daemon {
             engine,
             sinks,
             board,
+            page,
+            posted: Instant::now() - BOARD_EVERY,
+            recent: Recent::default(),
+            started: Instant::now(),
             notifier: Notifier::from_env(),
             capture_before: CaptureStats::default(),
             capture_now: CaptureStats::default(),
@@ -272,20 +301,41 @@ impl Daemon {
     }
 
     /// Closes windows on the wall clock, hands events to the sinks, and posts the node's
-    /// snapshot for MQTT (every second, and at once after events).
+    /// snapshot for MQTT and the status page (every second, and at once after events).
     fn housekeeping(&mut self) {
         self.engine.tick(now_ns(), &mut |_| {});
         let mut sent = false;
         for e in self.engine.drain_events() {
             self.sinks.send(&e);
+            self.recent.push(&e);
             sent = true;
         }
-        if let Some((board, posted)) = &mut self.board {
-            if sent || posted.elapsed() >= BOARD_EVERY {
-                board.post(self.engine.snapshot());
-                *posted = Instant::now();
-            }
+        if sent || self.posted.elapsed() >= BOARD_EVERY {
+            self.post();
         }
+    }
+
+    /// Posts the node's snapshot to whoever reads it (MQTT, the status page).
+    fn post(&mut self) {
+        if self.board.is_none() && self.page.is_none() {
+            return;
+        }
+        let node = Arc::new(self.engine.snapshot());
+        if let Some(board) = &self.board {
+            board.post_arc(Arc::clone(&node));
+        }
+        if let Some((board, _)) = &self.page {
+            board.post(Snapshot {
+                version: env!("CARGO_PKG_VERSION"),
+                uptime_secs: self.started.elapsed().as_secs(),
+                interface: self.interface.clone(),
+                kernel: self.capture_total(),
+                sinks: SinkStatus::all(self.sinks.stats()),
+                node,
+                recent: self.recent.shared(),
+            });
+        }
+        self.posted = Instant::now();
     }
 
     fn run(mut self) -> Result<(), String> {
@@ -326,16 +376,10 @@ impl Daemon {
                 continue;
             }
             last_house = Instant::now();
-            self.housekeeping();
             if let Some(st) = source.stats() {
                 self.capture_now = st;
             }
-            for (path, r) in tune::restore(&self.tuned) {
-                match r {
-                    Ok(()) => log::info!("tuning: restored {}", path.display()),
-                    Err(e) => log::warn!("tuning: cannot restore: {e}"),
-                }
-            }
+            self.housekeeping();
             let total = self.capture_total();
             let drops = total.dropped + total.if_dropped;
             if drops > logged_drops && last_drop_log.is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY) {
@@ -425,9 +469,10 @@ impl Daemon {
             || fresh.events != self.cfg.events
             || fresh.mqtt != self.cfg.mqtt
             || fresh.webhook != self.cfg.webhook
+            || fresh.http != self.cfg.http
         {
             log::warn!(
-                "SIGHUP: capture, pipeline and sink settings take effect at the next restart"
+                "SIGHUP: capture, pipeline, sink and http settings take effect at the next restart"
             );
         }
         self.cfg.detect = fresh.detect;
@@ -437,17 +482,24 @@ impl Daemon {
 
     /// Closes the open window, checkpoints, gives the sinks a bounded time, and says so.
     fn stop(mut self) -> Result<(), String> {
+        // what `iotad run` tuned at start is undone at exit (the unit's ExecStopPost does
+        // it again from the record, for a daemon that was killed)
+        for (path, r) in tune::restore(&self.tuned) {
+            match r {
+                Ok(()) => log::info!("tuning: restored {}", path.display()),
+                Err(e) => log::warn!("tuning: cannot restore: {e}"),
+            }
+        }
         self.notifier.send("STOPPING=1");
         let deadline = Instant::now() + SINK_GRACE;
         self.engine.finish(&mut |_| {});
         for e in self.engine.drain_events() {
             self.sinks.send(&e);
+            self.recent.push(&e);
         }
         self.checkpoint();
+        self.post();
         let st = self.engine.snapshot();
-        if let Some((board, _)) = &self.board {
-            board.post(st.clone());
-        }
         let total = self.capture_total();
         let left = std::mem::take(&mut self.sinks).shutdown(deadline);
         log::info!(

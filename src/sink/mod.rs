@@ -51,26 +51,59 @@ pub const IDLE_EVERY: Duration = Duration::from_millis(250);
 pub const IDLE_MAX: Duration = Duration::from_secs(1);
 
 /// The latest snapshot of the node, posted by the capture loop and read by sinks that publish
-/// state. Posting replaces the previous snapshot: nobody waits, nothing piles up.
-#[derive(Default)]
-pub struct StatusBoard {
-    latest: Mutex<(u64, Option<Arc<Status>>)>,
+/// state (MQTT: a [`Status`]) and by the status page's server (a `status::Snapshot`). Posting
+/// replaces the previous snapshot: nobody waits, nothing piles up.
+pub struct StatusBoard<T = Status> {
+    latest: Mutex<Posted<T>>,
 }
 
-impl StatusBoard {
-    pub fn post(&self, status: Status) {
-        let mut l = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        l.0 += 1;
-        l.1 = Some(Arc::new(status));
+struct Posted<T> {
+    version: u64,
+    at: Option<Instant>,
+    status: Option<Arc<T>>,
+}
+
+impl<T> Default for StatusBoard<T> {
+    fn default() -> Self {
+        StatusBoard {
+            latest: Mutex::new(Posted {
+                version: 0,
+                at: None,
+                status: None,
+            }),
+        }
+    }
+}
+
+impl<T> StatusBoard<T> {
+    fn lock(&self) -> MutexGuard<'_, Posted<T>> {
+        self.latest.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn post(&self, status: T) {
+        self.post_arc(Arc::new(status));
+    }
+
+    pub fn post_arc(&self, status: Arc<T>) {
+        let mut l = self.lock();
+        l.version += 1;
+        l.at = Some(Instant::now());
+        l.status = Some(status);
     }
 
     /// The latest snapshot if it is newer than version `seen`, with its version.
-    pub fn newer_than(&self, seen: u64) -> Option<(u64, Arc<Status>)> {
-        let l = self.latest.lock().unwrap_or_else(|p| p.into_inner());
-        match &l.1 {
-            Some(s) if l.0 > seen => Some((l.0, Arc::clone(s))),
+    pub fn newer_than(&self, seen: u64) -> Option<(u64, Arc<T>)> {
+        let l = self.lock();
+        match &l.status {
+            Some(s) if l.version > seen => Some((l.version, Arc::clone(s))),
             _ => None,
         }
+    }
+
+    /// The latest snapshot and when it was posted.
+    pub fn latest(&self) -> Option<(Instant, Arc<T>)> {
+        let l = self.lock();
+        Some((l.at?, Arc::clone(l.status.as_ref()?)))
     }
 }
 
