@@ -218,7 +218,7 @@ fn a_flood_of_new_macs_keeps_memory_flat_and_learned_devices_learned() {
     let cfg = dir.join("config.json");
     std::fs::File::create(&cfg)
         .unwrap()
-        .write_all(br#"{"state": {"checkpoint_secs": 1}, "detect": {"learning_windows": 2}}"#)
+        .write_all(br#"{"state": {"checkpoint_secs": 1}, "detect": {"learning_windows": 2, "parked_devices": 64}}"#)
         .unwrap();
     let d = Daemon::start(
         &dir,
