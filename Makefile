@@ -20,7 +20,7 @@ DEB_PACKAGES := libpcap-dev pkg-config gcc ieee-data
 # certificates), systemd-analyze for the unit's test (systemd), sshd and ssh/scp for the deploy
 # test (openssh-server, openssh-client).
 TEST_DEB_PACKAGES := iproute2 tcpreplay wireshark-common python3 mosquitto mosquitto-clients openssl \
-  systemd openssh-server openssh-client
+  systemd openssh-server openssh-client prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The Pi build: static musl binary, static libpcap from Debian's source package.
