@@ -115,15 +115,17 @@ pub fn features(a: FeaturesArgs) -> CmdResult {
     need_captures(&a.captures)?;
     let cfg = config(a.config.as_deref(), a.window_secs, &a.gateway)?;
     // the output is written beside itself and replaces the old file only once something was
-    // written: a missing or unreadable capture leaves an existing output as it was
+    // written: a missing or unreadable capture leaves an existing output as it was (a device
+    // such as /dev/null is written in place)
     let tmp = match &a.out {
         Some(p) => {
             crate::files::refuse_overwriting_inputs(p, &a.captures)?;
-            Some(crate::files::temporary_beside(p))
+            crate::files::temporary_beside(p)
         }
         None => None,
     };
-    let out: Box<dyn Write> = match &tmp {
+    let target = tmp.as_deref().or(a.out.as_deref());
+    let out: Box<dyn Write> = match target {
         Some(t) => Box::new(File::create(t).map_err(|e| {
             format!(
                 "cannot create {}: {e}",

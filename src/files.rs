@@ -5,8 +5,19 @@
 use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` atomically.
+/// Whether `path` exists and is something other than a regular file (a device such as
+/// /dev/null, a FIFO, a terminal): such a target is written in place, since renaming a file
+/// over it would replace the device itself.
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file())
+}
+
+/// Writes `bytes` to `path` atomically (in place when `path` is not a regular file).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    if is_special(path) {
+        return std::fs::write(path, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()));
+    }
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
@@ -31,12 +42,16 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 /// The name a file is written under before it replaces `path`: beside it (so the rename
-/// stays on one file system), hidden, with this process's id.
-pub fn temporary_beside(path: &Path) -> std::path::PathBuf {
+/// stays on one file system), hidden, with this process's id. None when `path` is not a
+/// regular file ([`is_special`]): that is written directly.
+pub fn temporary_beside(path: &Path) -> Option<std::path::PathBuf> {
+    if is_special(path) {
+        return None;
+    }
     let mut name = std::ffi::OsString::from(".");
     name.push(path.file_name().unwrap_or_default());
     name.push(format!(".tmp{}", std::process::id()));
-    path.with_file_name(name)
+    Some(path.with_file_name(name))
 }
 
 /// Refuses an output that is one of the inputs (writing it would destroy what is read).
@@ -75,5 +90,18 @@ mod tests {
         let err = write_atomically(&dir.join("missing/f.json"), b"x").unwrap_err();
         assert!(err.contains("missing/f.json"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_device_is_written_in_place_never_replaced() {
+        let null = Path::new("/dev/null");
+        if !is_special(null) {
+            eprintln!("SKIPPED: /dev/null is not a device on this machine");
+            return;
+        }
+        assert_eq!(temporary_beside(null), None);
+        write_atomically(null, b"gone").unwrap();
+        assert!(is_special(null), "/dev/null is still a device");
+        assert!(!is_special(Path::new("/nonexistent/x")));
     }
 }
