@@ -8,7 +8,7 @@ use std::str::FromStr;
 use super::frames::{self, Host};
 use super::{Network, Out, ROUTER, SECOND, START_NS};
 use crate::wire::arp::{REPLY, REQUEST};
-use crate::wire::tcp::flags::{ACK, PSH, RST, SYN};
+use crate::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN, URG};
 use crate::wire::{port, Mac};
 
 const MS: u64 = 1_000_000;
@@ -30,16 +30,33 @@ pub enum AttackKind {
     DnsTunnel,
     /// ARP requests for every address of the /24: 50 a second.
     ArpScan,
+    /// Probes without a SYN, one every [`PROBE_EVERY`] to the victim's next port: a FIN, a
+    /// NULL (no flags), an XMAS (FIN, PSH, URG) or an ACK scan. The victim resets each probe
+    /// to a closed port and, to an ACK, every probe; an open port ignores the others.
+    FinScan,
+    NullScan,
+    XmasScan,
+    AckScan,
 }
 
+/// The time between two probes of a FIN, NULL, XMAS or ACK scan: a handful a minute.
+pub const PROBE_EVERY: u64 = 20 * SECOND;
+
+/// Ports a stealthy scan tries first, then the rest from 1 up.
+const FAVOURITE_PORTS: [u16; 12] = [21, 22, 23, 25, 80, 110, 143, 443, 445, 3389, 8080, 8443];
+
 impl AttackKind {
-    pub const ALL: [AttackKind; 6] = [
+    pub const ALL: [AttackKind; 10] = [
         AttackKind::PortScan,
         AttackKind::SynFlood,
         AttackKind::UdpFlood,
         AttackKind::TelnetBrute,
         AttackKind::DnsTunnel,
         AttackKind::ArpScan,
+        AttackKind::FinScan,
+        AttackKind::NullScan,
+        AttackKind::XmasScan,
+        AttackKind::AckScan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +67,10 @@ impl AttackKind {
             AttackKind::TelnetBrute => "telnet-brute",
             AttackKind::DnsTunnel => "dns-tunnel",
             AttackKind::ArpScan => "arp-scan",
+            AttackKind::FinScan => "fin-scan",
+            AttackKind::NullScan => "null-scan",
+            AttackKind::XmasScan => "xmas-scan",
+            AttackKind::AckScan => "ack-scan",
         }
     }
 }
@@ -281,6 +302,30 @@ impl Attack {
                         out.send(t + MS, r, Some(d.index), Some(self.attacker_idx));
                     }
                 }
+            }
+            AttackKind::FinScan
+            | AttackKind::NullScan
+            | AttackKind::XmasScan
+            | AttackKind::AckScan => {
+                let i = self.counter as usize;
+                let dport = FAVOURITE_PORTS
+                    .get(i)
+                    .copied()
+                    .unwrap_or((i - FAVOURITE_PORTS.len()) as u16 % 65535 + 1);
+                self.counter += 1;
+                let flags = match self.kind {
+                    AttackKind::FinScan => FIN,
+                    AttackKind::NullScan => 0,
+                    AttackKind::XmasScan => FIN | PSH | URG,
+                    _ => ACK,
+                };
+                let sport = 45000 + (self.counter % 1000) as u16;
+                self.send(out, now, self.tcp_out(sport, dport, flags, &[]), true);
+                let open = matches!(dport, 22 | 80 | 443 | 8080);
+                if self.kind == AttackKind::AckScan || !open {
+                    self.send(out, now + MS, self.tcp_back(sport, dport, RST, &[]), false);
+                }
+                return Some(now + PROBE_EVERY);
             }
         }
         Some(now + TICK)

@@ -127,7 +127,7 @@ impl Truth {
             if m.icmp {
                 w.icmp_out += 1;
             }
-            if m.tcp_flags != 0 {
+            if m.tcp {
                 w.tcp_out += 1;
                 if m.tcp_flags & (SYN | ACK) == SYN {
                     w.syn_out += 1;

@@ -108,11 +108,12 @@ features! {
     SynOut "syn_out" "packets" Count Normal "TCP connection attempts sent (SYN without ACK)";
     SynAckIn "synack_in" "packets" Count Normal "TCP SYN-ACKs received (attempts accepted)";
     SynIn "syn_in" "packets" Count Normal "TCP connection attempts received";
-    SynAckOut "synack_out" "packets" Count Normal "TCP SYN-ACKs sent";
     RstOut "rst_out" "packets" Count Normal "TCP resets sent";
     RstIn "rst_in" "packets" Count Normal "TCP resets received";
-    LoginAttemptsSlow "login_attempts_slow" "attempts" Count Watch "connection attempts to SSH or telnet summed over past windows, halving every 10 minutes (slow brute force)";
+    LoginAttemptsSlow "login_attempts_slow" "attempts" Count Watch "connection attempts to SSH or telnet summed over past windows, halving every 10 minutes, zero after 5 quiet minutes (slow brute force)";
     Unanswered "unanswered" "attempts" Count Watch "connection attempts sent that got neither SYN-ACK nor RST within the window";
+    Probes "probes" "probes" Count Watch "TCP probes sent: segments of any flags outside the device's connections that got a reset or no answer (SYN, ACK, FIN, NULL, XMAS scans)";
+    ProbesSlow "probes_slow" "probes" Count Watch "TCP probes summed over past windows, halving every 10 minutes, zero after 5 quiet minutes (slow scans)";
     MaxAttemptsOneService "max_attempts_one_service" "attempts" Count Watch "most connection attempts to one remote IP and port (repeated logins)";
     LoginAttempts "login_attempts" "attempts" Count Watch "connection attempts to SSH or telnet (ports 22, 23, 2323)";
     TcpPayloadOut "tcp_payload_out" "bytes" Count Normal "TCP payload bytes sent";
@@ -126,7 +127,6 @@ features! {
     IcmpEchoOut "icmp_echo_out" "packets" Count Watch "ICMP echo requests sent (pings)";
     IcmpUnreachIn "icmp_unreach_in" "packets" Count Watch "ICMP destination-unreachable messages received";
     ArpOut "arp_out" "packets" Count Housekeeping "ARP packets sent";
-    ArpIn "arp_in" "packets" Count Housekeeping "ARP packets addressed to this device";
     ArpReqTargets "arp_req_targets" "addresses" Count Normal "distinct IPs this device asked ARP for";
     ArpRepliesUnasked "arp_replies_unasked" "packets" Count Watch "ARP replies sent that nobody asked for (incl. gratuitous)";
     ArpConflicts "arp_conflicts" "bindings" Count Watch "IP-to-MAC bindings claimed that contradict an earlier one (spoofing)";

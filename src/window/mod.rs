@@ -4,16 +4,21 @@
 //! always cuts it the same way. When a packet's timestamp passes the end of the open window,
 //! that window closes for every device at once ([`Windows::advance`]); windows in which a
 //! device sent nothing close as zeros, because the model must see silence too. Each device
-//! keeps a ring of its last [`RING`] closed windows for the model. Slow features
-//! ([`Feat::LoginAttemptsSlow`]) carry a window's count into the next ones, halving every
-//! [`SLOW_HALF_LIFE_S`] seconds, so that attempts spread thinly over many windows add up.
+//! keeps a ring of its last [`RING`] closed windows for the model, and a [`Memory`] of what
+//! outlives a window (its TCP connections). Slow features ([`SLOW`]) carry a window's count
+//! into the next ones, halving every [`SLOW_HALF_LIFE_S`] seconds, so that attempts or probes
+//! spread thinly over many windows add up; they read zero once no attempt came for
+//! [`SLOW_QUIET_S`] seconds (the sum is kept and fades on, and comes back with the next
+//! attempt), so that an incident ends soon after the attempts do, not hours later.
 
 pub mod accumulator;
 pub mod features;
+pub mod memory;
 pub mod sketch;
 
 pub use accumulator::{Accumulator, ArpVerdict, Direction};
 pub use features::{Feat, Features, F, FEATURES};
+pub use memory::Memory;
 
 use crate::device::DeviceId;
 use crate::wire::Summary;
@@ -44,13 +49,22 @@ pub struct WindowStats {
     pub skipped_windows: u64,
 }
 
+/// The slow features, each with the feature whose counts it sums over past windows.
+pub const SLOW: [(Feat, Feat); 2] = [
+    (Feat::LoginAttemptsSlow, Feat::LoginAttempts),
+    (Feat::ProbesSlow, Feat::Probes),
+];
+
 #[derive(Clone, Debug, Default)]
 struct Slot {
     active: bool,
     acc: Accumulator,
+    mem: Memory,
     ring: heapless::Deque<Features, RING>,
-    /// The running sum behind [`Feat::LoginAttemptsSlow`].
-    login_slow: f32,
+    /// The running sums behind the [`SLOW`] features.
+    slow: [f32; SLOW.len()],
+    /// Windows since each slow feature's source was last non-zero.
+    slow_quiet: [u32; SLOW.len()],
 }
 
 /// Half-life of the slow features, in seconds.
@@ -58,6 +72,9 @@ pub const SLOW_HALF_LIFE_S: f64 = 600.0;
 
 /// Below this a slow feature is zero again, so that silence is all zeros.
 const SLOW_ZERO: f32 = 0.05;
+
+/// A slow feature reads zero after this many seconds without an attempt.
+pub const SLOW_QUIET_S: u64 = 300;
 
 /// All devices' open windows and their rings, one slot per device-table slot.
 pub struct Windows {
@@ -68,6 +85,8 @@ pub struct Windows {
     stats: WindowStats,
     /// What a slow feature keeps of itself from one window to the next.
     slow_decay: f32,
+    /// Windows without an attempt after which a slow feature reads zero.
+    slow_quiet: u32,
 }
 
 impl Windows {
@@ -84,6 +103,7 @@ impl Windows {
             slow_decay: crate::math::exp(
                 -std::f64::consts::LN_2 * len_ns as f64 / 1e9 / SLOW_HALF_LIFE_S,
             ) as f32,
+            slow_quiet: (SLOW_QUIET_S * 1_000_000_000).div_ceil(len_ns) as u32,
         }
     }
 
@@ -100,8 +120,10 @@ impl Windows {
         let slot = &mut self.slots[id as usize];
         slot.active = true;
         slot.acc = Accumulator::default();
+        slot.mem = Memory::default();
         slot.ring.clear();
-        slot.login_slow = 0.0;
+        slot.slow = [0.0; SLOW.len()];
+        slot.slow_quiet = [u32::MAX; SLOW.len()];
     }
 
     /// The device in `id` is gone (evicted, or found to be the gateway).
@@ -111,7 +133,8 @@ impl Windows {
 
     /// Adds a packet to a device's open window.
     pub fn add(&mut self, id: DeviceId, s: &Summary<'_>, dir: Direction) {
-        self.slots[id as usize].acc.add(s, dir);
+        let slot = &mut self.slots[id as usize];
+        slot.acc.add(s, dir, &mut slot.mem);
     }
 
     /// Records the device table's conclusion about an ARP packet the device sent.
@@ -166,10 +189,22 @@ impl Windows {
     fn close(&mut self, window: u64, emit: &mut impl FnMut(Closed<'_>)) {
         let start_ns = window * self.len_ns;
         for (id, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.active) {
-            let mut features = slot.acc.close();
-            let slow = slot.login_slow * self.slow_decay + features[Feat::LoginAttempts];
-            slot.login_slow = if slow < SLOW_ZERO { 0.0 } else { slow };
-            features[Feat::LoginAttemptsSlow] = slot.login_slow;
+            let mut features = slot.acc.close(&mut slot.mem, start_ns + self.len_ns);
+            for (i, (slow, source)) in SLOW.into_iter().enumerate() {
+                let v = slot.slow[i] * self.slow_decay + features[source];
+                slot.slow[i] = if v < SLOW_ZERO { 0.0 } else { v };
+                let quiet = &mut slot.slow_quiet[i];
+                *quiet = if features[source] > 0.0 {
+                    0
+                } else {
+                    quiet.saturating_add(1)
+                };
+                features[slow] = if *quiet < self.slow_quiet {
+                    slot.slow[i]
+                } else {
+                    0.0
+                };
+            }
             if slot.ring.is_full() {
                 slot.ring.pop_front();
             }
@@ -229,8 +264,8 @@ mod tests {
                 c.features[Feat::LoginAttemptsSlow],
             ))
         };
-        // one attempt a minute for five minutes, then silence
-        for m in 0..5u64 {
+        // one attempt a minute for five minutes, silence, one more ten minutes later
+        for m in [0, 1, 2, 3, 4, 14u64] {
             w.advance(m * 60 * S, &mut emit);
             w.add(0, &ssh_syn(m * 60 * S, [192, 168, 1, 7]), Direction::Out);
         }
@@ -242,8 +277,19 @@ mod tests {
         assert!((at(10).2 - d).abs() < 1e-6, "{:?}", at(10));
         // five attempts in four minutes: more than four of them still count
         assert!(at(240).2 > 4.0 && at(240).2 < 5.0, "{:?}", at(240));
-        // ten minutes later half of it is left; after an hour and a half, nothing
-        assert!((at(840).2 / at(240).2 - 0.5).abs() < 1e-3, "{:?}", at(840));
+        // it reads on for five minutes without an attempt, then zero
+        assert!(
+            (at(530).2 / at(240).2 - d.powi(29)).abs() < 1e-3,
+            "{:?}",
+            at(530)
+        );
+        assert_eq!(at(540).2, 0.0);
+        // the next attempt brings back what is left: half of it ten minutes later, plus one
+        assert!(
+            (at(840).2 - 1.0 - at(240).2 * 0.5).abs() < 1e-2,
+            "{:?}",
+            at(840)
+        );
         assert_eq!(at(6000).2, 0.0);
         assert!(seen.iter().all(|s| s.2 >= 0.0));
     }
@@ -251,11 +297,12 @@ mod tests {
     #[test]
     fn spoofed_sources_are_counted() {
         let mut acc = Accumulator::default();
+        let mem = &mut Memory::default();
         for i in 0..40u8 {
-            acc.add(&ssh_syn(0, [10, 0, i, 1]), Direction::Out);
+            acc.add(&ssh_syn(0, [10, 0, i, 1]), Direction::Out, mem);
         }
-        acc.add(&ssh_syn(0, [10, 0, 0, 1]), Direction::Out);
-        let f = acc.close();
+        acc.add(&ssh_syn(0, [10, 0, 0, 1]), Direction::Out, mem);
+        let f = acc.close(mem, 10_000_000_000);
         assert!(
             (f[Feat::SrcIpsOut] - 40.0).abs() <= 2.0,
             "{}",
@@ -263,8 +310,8 @@ mod tests {
         );
         let mut one = Accumulator::default();
         for _ in 0..10 {
-            one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out);
+            one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out, mem);
         }
-        assert_eq!(one.close()[Feat::SrcIpsOut], 1.0);
+        assert_eq!(one.close(mem, 10_000_000_000)[Feat::SrcIpsOut], 1.0);
     }
 }

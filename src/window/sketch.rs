@@ -126,10 +126,14 @@ impl Pending {
         }
     }
 
-    /// An answer came back.
-    pub fn answer(&mut self, key: u64) {
-        if let Some(i) = self.keys.iter().position(|&k| k == key) {
-            self.keys.swap_remove(i);
+    /// An answer came back: whether the attempt was waiting for one.
+    pub fn take(&mut self, key: u64) -> bool {
+        match self.keys.iter().position(|&k| k == key) {
+            Some(i) => {
+                self.keys.swap_remove(i);
+                true
+            }
+            None => false,
         }
     }
 
@@ -192,8 +196,8 @@ mod tests {
         p.open(1);
         p.open(1);
         p.open(2);
-        p.answer(1);
-        p.answer(3);
+        assert!(p.take(1));
+        assert!(!p.take(3));
         assert_eq!(p.unanswered(), 1);
         for k in 10..100 {
             p.open(k);
