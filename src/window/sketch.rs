@@ -46,7 +46,10 @@ impl Distinct {
     pub fn estimate(&self) -> f64 {
         let set: u32 = self.bits.iter().map(|w| w.count_ones()).sum();
         let zeros = Distinct::M - f64::from(set);
-        if zeros == 0.0 {
+        if set == 0 {
+            // not -M ln 1, which is -0
+            0.0
+        } else if zeros == 0.0 {
             Distinct::M * Distinct::M.ln()
         } else {
             (-Distinct::M * (zeros / Distinct::M).ln()).round()
@@ -171,6 +174,7 @@ mod tests {
         assert!(full.estimate() > 15000.0);
         full.clear();
         assert_eq!(full.estimate(), 0.0);
+        assert!(full.estimate().is_sign_positive(), "never -0");
     }
 
     #[test]
