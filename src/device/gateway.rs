@@ -1,7 +1,9 @@
 //! Which MAC is the router: the station behind which the internet's addresses appear.
 //!
 //! A frame addressed to MAC M but to an internet IP is being sent to a router; once frames to
-//! two distinct internet IPs went to M, M is a gateway. (In Linux cooked captures, where the
+//! two distinct internet IPs went to M, or one while M forwards frames from an internet IP to
+//! a LAN one, M is a gateway (a host with a public address of its own receives frames to one
+//! internet IP, its own, and sends from it to the internet: it is no router). (In Linux cooked captures, where the
 //! destination MAC is not recorded, frames *from* M with internet source IPs count instead.)
 //! A flooder that spoofs internet sources is not mistaken for the router: its victims' answers
 //! go to the real router. Gateways can also be named in the configuration.
@@ -23,7 +25,7 @@ struct Candidate {
     mac: Mac,
     /// Internet IPs seen behind M, as destinations (or as sources, in cooked captures).
     seen: heapless::Vec<u64, EVIDENCE>,
-    /// M sent a frame from an internet IP.
+    /// M sent a frame from an internet IP to a LAN one (it forwards).
     sent_from_internet: bool,
 }
 
@@ -89,7 +91,9 @@ impl Gateways {
             return None;
         };
         let cooked = s.dst_mac == Mac::UNKNOWN;
-        if !cooked && !is_local(&src) {
+        // a router forwards the internet's packets to the LAN; a host with a public address
+        // of its own (a university's, an IPv6 global one) sends from it to the internet
+        if !cooked && !is_local(&src) && is_local(&dst) {
             if let Some(c) = self.candidate(s.src_mac) {
                 c.sent_from_internet = true;
             }

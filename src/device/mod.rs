@@ -397,6 +397,42 @@ mod tests {
     }
 
     #[test]
+    fn a_host_with_a_public_address_is_no_gateway() {
+        // a LAN host at 147.229.13.222 talks to a pool on the internet through the router;
+        // the router forwards the pool's answers to it
+        let mut t = Table::new(8, &[], true);
+        let host = Mac([2, 0, 0, 0, 0, 5]);
+        for i in 0..5u64 {
+            t.observe(&pkt(
+                2 * i,
+                5,
+                ROUTER,
+                [147, 229, 13, 222],
+                [185, 71, 66, 39],
+            ));
+            t.observe(&pkt(
+                2 * i + 1,
+                1,
+                host,
+                [185, 71, 66, 39],
+                [147, 229, 13, 222],
+            ));
+        }
+        assert!(!t.gateways().contains(&host), "{:?}", t.gateways());
+        assert!(t.devices().any(|(_, d)| d.mac == host));
+        // a router that forwards the internet to a LAN address is one
+        t.observe(&pkt(
+            20,
+            1,
+            Mac([2, 0, 0, 0, 0, 9]),
+            [52, 1, 2, 3],
+            [192, 168, 1, 9],
+        ));
+        t.observe(&pkt(21, 9, ROUTER, [192, 168, 1, 9], [52, 1, 2, 3]));
+        assert_eq!(t.gateways(), &[ROUTER]);
+    }
+
+    #[test]
     fn spoofed_sources_do_not_make_a_gateway() {
         let mut t = Table::new(8, &[], true);
         let victim = Mac([2, 0, 0, 0, 0, 7]);
