@@ -38,8 +38,14 @@ fn alerts(pcap: &std::path::Path) -> Vec<Alert> {
 }
 
 /// Each attacker `(mac, start s)` is alerted within `within` seconds of its start, naming
-/// one of `names`; no other device alerts at all.
-fn judge(alerts: &[Alert], attackers: &[(&str, u64)], within: u64, names: &[&str]) {
+/// one of `names`; no other device but the `victims` alerts at all.
+fn judge(
+    alerts: &[Alert],
+    attackers: &[(&str, u64)],
+    victims: &[&str],
+    within: u64,
+    names: &[&str],
+) {
     for &(mac, start) in attackers {
         let first = alerts
             .iter()
@@ -58,7 +64,7 @@ fn judge(alerts: &[Alert], attackers: &[(&str, u64)], within: u64, names: &[&str
     }
     let others: Vec<&Alert> = alerts
         .iter()
-        .filter(|a| !attackers.iter().any(|(m, _)| *m == a.mac))
+        .filter(|a| !attackers.iter().any(|(m, _)| *m == a.mac) && !victims.contains(&&*a.mac))
         .collect();
     assert!(others.is_empty(), "false alerts: {others:?}");
 }
@@ -84,6 +90,76 @@ fn scans_of_every_flag_combination_are_alerted() {
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
     synth(&pcap, 21, 6300, 6, &specs);
     // within two minutes: six probes at most
-    judge(&alerts(&pcap), &attackers, 120, &["probes", "probes_slow"]);
+    judge(
+        &alerts(&pcap),
+        &attackers,
+        &[],
+        120,
+        &["probes", "probes_slow"],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Password guessing on ports the old features never knew: FTP (21) from a camera, as hydra
+/// does it, and SSH moved to port 2222 from a plug that reconnects to its own cloud every
+/// 30 s, in bursts of three connections two minutes apart. Both are alerted at once, with
+/// the login features named, and the bursts are one incident, not one per burst.
+#[test]
+fn logins_on_any_port_are_alerted_as_logins() {
+    let dir = scratch("gaps-logins");
+    let pcap = dir.join("logins.pcap");
+    let (ftp, ssh) = (("02:10:00:00:00:04", 3900), ("02:10:01:00:00:01", 4500));
+    synth(
+        &pcap,
+        22,
+        6000,
+        6,
+        &[
+            "ftp-brute@3900+120:02:10:00:00:00:04",
+            "ssh-brute@4500+720:02:10:01:00:00:01",
+        ],
+    );
+    let alerts = alerts(&pcap);
+    // the victims (the next devices: plug-5, hub-2) may see it too
+    let victims = ["02:10:01:00:00:05", "02:10:02:00:00:02"];
+    let logins = ["login_attempts", "login_attempts_slow"];
+    // the SSH brute force within its first two bursts, the FTP one in its first window
+    judge(&alerts, &[ftp, ssh], &victims, 130, &logins);
+    judge(
+        &alerts,
+        &[ftp],
+        &[ssh.0, victims[0], victims[1]],
+        10,
+        &logins,
+    );
+    let bursts = alerts
+        .iter()
+        .filter(|a| a.mac == ssh.0 && (ssh.1..ssh.1 + 720).contains(&a.at))
+        .count();
+    assert_eq!(bursts, 1, "one incident for the bursts: {alerts:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A crypto-miner: a modest, steady conversation with a pool on port 3333, an address and
+/// port the plug never used. No volume feature moves much; the service's novelty does.
+#[test]
+fn a_miner_is_alerted_by_the_service_it_never_used() {
+    let dir = scratch("gaps-miner");
+    let pcap = dir.join("miner.pcap");
+    let miner = ("02:10:01:00:00:01", 4200);
+    synth(&pcap, 26, 6600, 6, &["miner@4200+1800:02:10:01:00:00:01"]);
+    let alerts = alerts(&pcap);
+    judge(
+        &alerts,
+        &[miner],
+        &[],
+        10,
+        &["new_services", "new_service_pkts"],
+    );
+    assert_eq!(
+        alerts.iter().filter(|a| a.mac == miner.0).count(),
+        1,
+        "one incident while it mines: {alerts:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

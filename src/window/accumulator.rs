@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
-use super::memory::{Memory, Origin};
+use super::memory::{Memory, NetPorts, Origin};
 use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Pending};
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
 
@@ -56,7 +56,6 @@ pub struct Accumulator {
     last_out_ns: Option<u64>,
     iat_n: u32,
     iat_sum: f64,
-    iat_sq: f64,
     last_active_sec: Option<u64>,
     this_second: u32,
     packets: u64,
@@ -101,8 +100,9 @@ impl Accumulator {
     }
 
     /// Adds one packet, sent by the device (`Out`) or addressed to it (`In`); `mem` is what
-    /// the device's windows remember across windows.
-    pub fn add(&mut self, s: &Summary<'_>, dir: Direction, mem: &mut Memory) {
+    /// the device's windows remember across windows, `net` the ports the network's devices
+    /// use.
+    pub fn add(&mut self, s: &Summary<'_>, dir: Direction, mem: &mut Memory, net: &mut NetPorts) {
         use Feat::*;
         let out = dir == Direction::Out;
         let size = f64::from(s.wire_len);
@@ -111,7 +111,6 @@ impl Accumulator {
         if out {
             sums[PktsOut] += 1.0;
             sums[BytesOut] += size;
-            sums[MaxSizeOut] = sums[MaxSizeOut].max(size);
             if s.wire_len <= SMALL_PACKET {
                 sums[SmallPktsOut] += 1.0;
             }
@@ -133,7 +132,7 @@ impl Accumulator {
                     self.src_ips_out.insert(hash_ip(&src));
                 }
                 self.ip(&remote, out, fragment);
-                self.transport(s, &remote, out, mem);
+                self.transport(s, &remote, out, mem, net);
             }
             Net::Other(_) => {}
         }
@@ -154,7 +153,6 @@ impl Accumulator {
             let gap = ts_ns.saturating_sub(last) as f64 / 1e9;
             self.iat_n += 1;
             self.iat_sum += gap;
-            self.iat_sq += gap * gap;
         }
         self.last_out_ns = Some(ts_ns);
         let sec = ts_ns / 1_000_000_000;
@@ -197,7 +195,14 @@ impl Accumulator {
         }
     }
 
-    fn transport(&mut self, s: &Summary<'_>, remote: &IpAddr, out: bool, mem: &mut Memory) {
+    fn transport(
+        &mut self,
+        s: &Summary<'_>,
+        remote: &IpAddr,
+        out: bool,
+        mem: &mut Memory,
+        net: &mut NetPorts,
+    ) {
         use Feat::*;
         let sums = &mut self.sums;
         match s.transport {
@@ -237,6 +242,23 @@ impl Accumulator {
                     };
                     mem.conns.enter(flow, service as u32, origin, now_s);
                 }
+                // sessions (logins, on any port) and the services they are with (novelty)
+                if let Some(conn) = mem.conns.touch(flow, now_s) {
+                    if t.payload_len > 0 && conn.payload(out) {
+                        mem.logins.session(service as u32, now_s);
+                    }
+                    // a service the device uses: one it connected to, or, seen mid-stream, the
+                    // end with the lower port
+                    let uses = match conn.origin {
+                        Origin::Device => true,
+                        Origin::Adopted => remote_port <= local_port,
+                        _ => false,
+                    };
+                    if uses && (conn.sent || conn.got) {
+                        let port = u32::from(remote_port) | 6 << 16;
+                        mem.novelty.observe(service, port, now_s, net);
+                    }
+                }
                 if out {
                     self.remote_ports
                         .insert(mix(u64::from(remote_port) | 1 << 17));
@@ -247,9 +269,6 @@ impl Accumulator {
                         self.pending.open(flow);
                         self.services.add(service);
                         self.remote_ips_syn.insert(hash_ip(remote));
-                        if matches!(remote_port, port::SSH | port::TELNET | port::TELNET_ALT) {
-                            sums[LoginAttempts] += 1.0;
-                        }
                     }
                     if t.is_rst() {
                         sums[RstOut] += 1.0;
@@ -283,6 +302,16 @@ impl Accumulator {
                     (dst_port, src_port)
                 };
                 self.local_ports.insert(mix(u64::from(local_port)));
+                // a UDP service the device uses: the end with the lower port (DNS, NTP, a
+                // peer's service), not the clients of its own, nor a group (a broadcast to the
+                // subnet's address goes to the broadcast MAC)
+                let group = !s.dst_mac.is_unicast() && s.dst_mac != wire::Mac::UNKNOWN;
+                if remote_port <= local_port && !group && !wire::ip::is_group(remote) {
+                    let port = u32::from(remote_port) | 17 << 16;
+                    let service = mix(service_key(remote, remote_port) ^ 17);
+                    let now_s = (s.ts_ns / 1_000_000_000) as u32;
+                    mem.novelty.observe(service, port, now_s, net);
+                }
                 if out {
                     self.remote_ports
                         .insert(mix(u64::from(remote_port) | 1 << 18));
@@ -370,14 +399,7 @@ impl Accumulator {
         s[DnsNameLenMean] = div(self.dns_len_sum, f64::from(self.dns_named));
         s[DnsEntropyMean] = div(self.dns_entropy_sum, f64::from(self.dns_named));
         s[RemoteIpsSyn] = self.remote_ips_syn.estimate();
-        let n = f64::from(self.iat_n);
-        let mean = div(self.iat_sum, n);
-        s[IatMean] = mean;
-        s[IatCv] = if n > 1.0 && mean > 0.0 {
-            ((self.iat_sq / n - mean * mean).max(0.0)).sqrt() / mean
-        } else {
-            0.0
-        };
+        s[IatMean] = div(self.iat_sum, f64::from(self.iat_n));
         for (out, v) in f.0.iter_mut().zip(s.0.iter()) {
             *out = *v as f32;
         }
@@ -462,7 +484,12 @@ mod tests {
     fn window(mem: &mut Memory, segs: &[Seg]) -> Features {
         let mut acc = Accumulator::default();
         for &(ms, out, r, rp, lp, f) in segs {
-            acc.add(&seg(ms, out, r, rp, lp, f), dir(out), mem);
+            acc.add(
+                &seg(ms, out, r, rp, lp, f),
+                dir(out),
+                mem,
+                &mut NetPorts::default(),
+            );
         }
         acc.close(mem, seg(segs[0].0 + 10_000, true, CLOUD, 0, 0, 0).ts_ns)
     }

@@ -18,7 +18,7 @@ pub mod sketch;
 
 pub use accumulator::{Accumulator, ArpVerdict, Direction};
 pub use features::{Feat, Features, F, FEATURES};
-pub use memory::Memory;
+pub use memory::{Memory, NetPorts};
 
 use crate::device::DeviceId;
 use crate::wire::Summary;
@@ -49,11 +49,9 @@ pub struct WindowStats {
     pub skipped_windows: u64,
 }
 
-/// The slow features, each with the feature whose counts it sums over past windows.
-pub const SLOW: [(Feat, Feat); 2] = [
-    (Feat::LoginAttemptsSlow, Feat::LoginAttempts),
-    (Feat::ProbesSlow, Feat::Probes),
-];
+/// The slow features, each with the feature whose counts it sums over past windows
+/// ([`Feat::LoginAttemptsSlow`] is summed per remote service, in [`memory::Logins`]).
+pub const SLOW: [(Feat, Feat); 1] = [(Feat::ProbesSlow, Feat::Probes)];
 
 #[derive(Clone, Debug, Default)]
 struct Slot {
@@ -71,7 +69,7 @@ struct Slot {
 pub const SLOW_HALF_LIFE_S: f64 = 600.0;
 
 /// Below this a slow feature is zero again, so that silence is all zeros.
-const SLOW_ZERO: f32 = 0.05;
+pub const SLOW_ZERO: f32 = 0.05;
 
 /// A slow feature reads zero after this many seconds without an attempt.
 pub const SLOW_QUIET_S: u64 = 300;
@@ -82,6 +80,8 @@ pub struct Windows {
     max_gap: u64,
     current: Option<u64>,
     slots: Box<[Slot]>,
+    /// The ports the network's devices use.
+    net: NetPorts,
     stats: WindowStats,
     /// What a slow feature keeps of itself from one window to the next.
     slow_decay: f32,
@@ -99,6 +99,7 @@ impl Windows {
             max_gap,
             current: None,
             slots: vec![Slot::default(); capacity].into_boxed_slice(),
+            net: NetPorts::default(),
             stats: WindowStats::default(),
             slow_decay: crate::math::exp(
                 -std::f64::consts::LN_2 * len_ns as f64 / 1e9 / SLOW_HALF_LIFE_S,
@@ -134,7 +135,7 @@ impl Windows {
     /// Adds a packet to a device's open window.
     pub fn add(&mut self, id: DeviceId, s: &Summary<'_>, dir: Direction) {
         let slot = &mut self.slots[id as usize];
-        slot.acc.add(s, dir, &mut slot.mem);
+        slot.acc.add(s, dir, &mut slot.mem, &mut self.net);
     }
 
     /// Records the device table's conclusion about an ARP packet the device sent.
@@ -190,6 +191,13 @@ impl Windows {
         let start_ns = window * self.len_ns;
         for (id, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.active) {
             let mut features = slot.acc.close(&mut slot.mem, start_ns + self.len_ns);
+            let (logins, slow) = slot.mem.logins.close(self.slow_decay, self.slow_quiet);
+            features[Feat::LoginAttempts] = logins;
+            features[Feat::LoginAttemptsSlow] = slow;
+            let end_s = ((start_ns + self.len_ns) / 1_000_000_000) as u32;
+            let (services, packets) = slot.mem.novelty.close(end_s, &mut self.net);
+            features[Feat::NewServices] = services;
+            features[Feat::NewServicePkts] = packets;
             for (i, (slow, source)) in SLOW.into_iter().enumerate() {
                 let v = slot.slow[i] * self.slow_decay + features[source];
                 slot.slow[i] = if v < SLOW_ZERO { 0.0 } else { v };
@@ -251,6 +259,18 @@ mod tests {
         }
     }
 
+    /// An ACK probe sent by the device at `ts_ns` from local port `sport` (nobody answers).
+    fn ack_probe(ts_ns: u64, sport: u16) -> Summary<'static> {
+        let mut s = ssh_syn(ts_ns, [192, 168, 1, 7]);
+        s.transport = Transport::Tcp(Tcp {
+            src_port: sport,
+            dst_port: 80,
+            flags: flags::ACK,
+            payload_len: 0,
+        });
+        s
+    }
+
     #[test]
     fn slow_features_add_up_thin_attempts_and_fade_to_zero() {
         const S: u64 = 1_000_000_000;
@@ -260,14 +280,14 @@ mod tests {
         let mut emit = |c: Closed<'_>| {
             seen.push((
                 c.start_ns / S,
-                c.features[Feat::LoginAttempts],
-                c.features[Feat::LoginAttemptsSlow],
+                c.features[Feat::Probes],
+                c.features[Feat::ProbesSlow],
             ))
         };
-        // one attempt a minute for five minutes, silence, one more ten minutes later
+        // one probe a minute for five minutes, silence, one more ten minutes later
         for m in [0, 1, 2, 3, 4, 14u64] {
             w.advance(m * 60 * S, &mut emit);
-            w.add(0, &ssh_syn(m * 60 * S, [192, 168, 1, 7]), Direction::Out);
+            w.add(0, &ack_probe(m * 60 * S, 40000 + m as u16), Direction::Out);
         }
         w.advance(7200 * S, &mut emit);
         let at = |t: u64| seen.iter().find(|s| s.0 == t).copied().unwrap();
@@ -275,16 +295,16 @@ mod tests {
         assert_eq!(at(10).1, 0.0);
         let d = 0.5f32.powf(10.0 / 600.0);
         assert!((at(10).2 - d).abs() < 1e-6, "{:?}", at(10));
-        // five attempts in four minutes: more than four of them still count
+        // five probes in four minutes: more than four of them still count
         assert!(at(240).2 > 4.0 && at(240).2 < 5.0, "{:?}", at(240));
-        // it reads on for five minutes without an attempt, then zero
+        // it reads on for five minutes without a probe, then zero
         assert!(
             (at(530).2 / at(240).2 - d.powi(29)).abs() < 1e-3,
             "{:?}",
             at(530)
         );
         assert_eq!(at(540).2, 0.0);
-        // the next attempt brings back what is left: half of it ten minutes later, plus one
+        // the next probe brings back what is left: half of it ten minutes later, plus one
         assert!(
             (at(840).2 - 1.0 - at(240).2 * 0.5).abs() < 1e-2,
             "{:?}",
@@ -298,10 +318,11 @@ mod tests {
     fn spoofed_sources_are_counted() {
         let mut acc = Accumulator::default();
         let mem = &mut Memory::default();
+        let net = &mut NetPorts::default();
         for i in 0..40u8 {
-            acc.add(&ssh_syn(0, [10, 0, i, 1]), Direction::Out, mem);
+            acc.add(&ssh_syn(0, [10, 0, i, 1]), Direction::Out, mem, net);
         }
-        acc.add(&ssh_syn(0, [10, 0, 0, 1]), Direction::Out, mem);
+        acc.add(&ssh_syn(0, [10, 0, 0, 1]), Direction::Out, mem, net);
         let f = acc.close(mem, 10_000_000_000);
         assert!(
             (f[Feat::SrcIpsOut] - 40.0).abs() <= 2.0,
@@ -310,7 +331,7 @@ mod tests {
         );
         let mut one = Accumulator::default();
         for _ in 0..10 {
-            one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out, mem);
+            one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out, mem, net);
         }
         assert_eq!(one.close(mem, 10_000_000_000)[Feat::SrcIpsOut], 1.0);
     }
