@@ -172,7 +172,9 @@ pub struct SynthArgs {
     #[argh(option)]
     pub packets: Option<u64>,
     /// inject an attack: KIND@SECONDS[+DURATION]:MAC, KIND one of portscan, synflood,
-    /// udpflood, telnet-brute, dns-tunnel, arp-scan; SECONDS from the capture's start;
+    /// udpflood, telnet-brute, dns-tunnel, arp-scan, fin-scan, null-scan, xmas-scan, ack-scan
+    /// (one probe every 20 s, no SYN), ftp-brute, ssh-brute (port 2222, bursts every 2
+    /// minutes), miner (a pool on port 3333); SECONDS from the capture's start;
     /// DURATION in seconds (default 60); MAC of a synthesized device (see --list-devices);
     /// the victim is the next device (repeatable)
     #[argh(option)]

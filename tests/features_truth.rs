@@ -39,7 +39,6 @@ const EXACT: &[&str] = &[
     "arp_out",
     "dns_queries",
     "dns_name_len_max",
-    "login_attempts",
     "broadcast_out",
     "multicast_out",
 ];
@@ -121,12 +120,14 @@ fn features_match_the_synthesizers_ground_truth() {
     let t0 = 1_704_067_200;
     type Check = fn(f64) -> bool;
     #[rustfmt::skip]
-    let expected: [(&str, u64, &str, Check, &str); 10] = [
+    let expected: [(&str, u64, &str, Check, &str); 12] = [
         ("02:10:00:00:00:00", 130, "remote_ports", |v| v > 900.0, "port scan: ~1000 ports in 10 s"),
         ("02:10:00:00:00:00", 130, "unanswered", |v| v == 0.0, "the victim answers every probe"),
         ("02:10:01:00:00:01", 200, "syn_out", |v| v == 5000.0, "SYN flood: 500/s"),
         ("02:10:01:00:00:01", 200, "unanswered", |v| v > 3000.0, "most flood SYNs go unanswered"),
+        ("02:10:00:00:00:00", 130, "login_attempts", |v| v == 0.0, "a SYN scan of ports 22 and 23 is no login"),
         ("02:10:02:00:00:02", 300, "max_attempts_one_service", |v| v >= 20.0, "brute force: 20 logins to one service"),
+        ("02:10:02:00:00:02", 300, "login_attempts", |v| v >= 19.0, "each of them a session with one service, seconds apart"),
         ("02:10:03:00:00:03", 400, "dns_name_len_mean", |v| v > 50.0, "tunnel names are long"),
         ("02:10:03:00:00:03", 400, "dns_entropy_mean", |v| v > 4.0, "and random"),
         ("02:10:03:00:00:03", 400, "dns_unusual_queries", |v| v == 100.0, "TXT queries"),

@@ -374,12 +374,17 @@ fn trace(
     );
 }
 
-/// A number as a person reads it: whole numbers plainly, others with two decimals.
+/// A number as a person reads it: whole numbers plainly, others with two decimals; never
+/// "-0" (a value that rounds to zero is 0, whatever its sign).
 fn human(v: f32) -> String {
-    if (v - v.round()).abs() < 0.05 || v.abs() >= 100.0 {
+    let s = if (v - v.round()).abs() < 0.05 || v.abs() >= 100.0 {
         format!("{:.0}", v)
     } else {
         format!("{v:.2}")
+    };
+    match s.strip_prefix('-') {
+        Some(rest) if rest.bytes().all(|b| b == b'0' || b == b'.') => rest.to_string(),
+        _ => s,
     }
 }
 
@@ -883,6 +888,19 @@ mod tests {
                 det.on_window(0, &device, t0 + i as u64 * W, &f).alerting
             })
             .collect()
+    }
+
+    #[test]
+    fn numbers_read_plainly_and_never_as_minus_zero() {
+        assert_eq!(human(-0.0), "0");
+        assert_eq!(human(-0.01), "0");
+        assert_eq!(human(-0.004), "0");
+        assert_eq!(human(0.004), "0");
+        assert_eq!(human(-0.3), "-0.30");
+        assert_eq!(human(12.0), "12");
+        assert_eq!(human(0.25), "0.25");
+        assert_eq!(human(-2.0), "-2");
+        assert_eq!(human(1234.5), "1234");
     }
 
     #[test]

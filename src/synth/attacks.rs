@@ -8,7 +8,7 @@ use std::str::FromStr;
 use super::frames::{self, Host};
 use super::{Network, Out, ROUTER, SECOND, START_NS};
 use crate::wire::arp::{REPLY, REQUEST};
-use crate::wire::tcp::flags::{ACK, PSH, RST, SYN};
+use crate::wire::tcp::flags::{ACK, FIN, PSH, RST, SYN, URG};
 use crate::wire::{port, Mac};
 
 const MS: u64 = 1_000_000;
@@ -30,16 +30,56 @@ pub enum AttackKind {
     DnsTunnel,
     /// ARP requests for every address of the /24: 50 a second.
     ArpScan,
+    /// Probes without a SYN, one every [`PROBE_EVERY`] to the victim's next port: a FIN, a
+    /// NULL (no flags), an XMAS (FIN, PSH, URG) or an ACK scan. The victim resets each probe
+    /// to a closed port and, to an ACK, every probe; an open port ignores the others.
+    FinScan,
+    NullScan,
+    XmasScan,
+    AckScan,
+    /// FTP password guessing (port 21), as hydra does it: a connection every half second,
+    /// three USER/PASS tries on each, every one refused.
+    FtpBrute,
+    /// SSH password guessing on port 2222 in bursts: three connections a second apart every
+    /// [`SSH_BURST_EVERY`], each a key exchange and two refused passwords.
+    SshBrute,
+    /// A crypto-miner: one connection to a mining pool on port 3333, an address the device
+    /// never used, kept open: a login, then a job from the pool every 30 s and a share
+    /// submitted every 20 s (Stratum's JSON-RPC, a few hundred bytes each way).
+    Miner,
 }
 
+/// The time between two bursts of the SSH brute force.
+pub const SSH_BURST_EVERY: u64 = 120 * SECOND;
+
+/// The time between two probes of a FIN, NULL, XMAS or ACK scan: a handful a minute.
+pub const PROBE_EVERY: u64 = 20 * SECOND;
+
+/// The mining pool: an address on the internet no synthesized device uses, and its port.
+const POOL: Ipv4Addr = Ipv4Addr::new(94, 23, 199, 191);
+const STRATUM: u16 = 3333;
+
+/// The port the SSH brute force guesses on (SSH moved off 22, as often on IoT devices).
+const SSH_ALT: u16 = 2222;
+
+/// Ports a stealthy scan tries first, then the rest from 1 up.
+const FAVOURITE_PORTS: [u16; 12] = [21, 22, 23, 25, 80, 110, 143, 443, 445, 3389, 8080, 8443];
+
 impl AttackKind {
-    pub const ALL: [AttackKind; 6] = [
+    pub const ALL: [AttackKind; 13] = [
         AttackKind::PortScan,
         AttackKind::SynFlood,
         AttackKind::UdpFlood,
         AttackKind::TelnetBrute,
         AttackKind::DnsTunnel,
         AttackKind::ArpScan,
+        AttackKind::FinScan,
+        AttackKind::NullScan,
+        AttackKind::XmasScan,
+        AttackKind::AckScan,
+        AttackKind::FtpBrute,
+        AttackKind::SshBrute,
+        AttackKind::Miner,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +90,13 @@ impl AttackKind {
             AttackKind::TelnetBrute => "telnet-brute",
             AttackKind::DnsTunnel => "dns-tunnel",
             AttackKind::ArpScan => "arp-scan",
+            AttackKind::FinScan => "fin-scan",
+            AttackKind::NullScan => "null-scan",
+            AttackKind::XmasScan => "xmas-scan",
+            AttackKind::AckScan => "ack-scan",
+            AttackKind::FtpBrute => "ftp-brute",
+            AttackKind::SshBrute => "ssh-brute",
+            AttackKind::Miner => "miner",
         }
     }
 }
@@ -160,6 +207,26 @@ impl Attack {
         frames::tcp(v.mac, a.mac, v.ip, a.ip, dport, sport, flags, 9, payload)
     }
 
+    /// One conversation of a brute force, from `now`: (ms after the SYN, sent by the
+    /// attacker, flags, payload) to `dport` from `sport`.
+    fn converse(
+        &self,
+        out: &mut Out<'_>,
+        now: u64,
+        sport: u16,
+        dport: u16,
+        steps: &[(u64, bool, u8, &[u8])],
+    ) {
+        for &(ms, outbound, flags, payload) in steps {
+            let f = if outbound {
+                self.tcp_out(sport, dport, flags, payload)
+            } else {
+                self.tcp_back(sport, dport, flags, payload)
+            };
+            self.send(out, now + ms * MS, f, outbound);
+        }
+    }
+
     /// One tick of the attack.
     pub fn act(&mut self, now: u64, out: &mut Out<'_>) -> Option<u64> {
         if now >= self.end {
@@ -217,14 +284,7 @@ impl Attack {
                         (40, false, PSH | ACK, b"Login incorrect\r\n"),
                         (41, true, RST, b""),
                     ];
-                    for (ms, outbound, flags, payload) in LOGIN {
-                        let f = if outbound {
-                            self.tcp_out(sport, port::TELNET, flags, payload)
-                        } else {
-                            self.tcp_back(sport, port::TELNET, flags, payload)
-                        };
-                        self.send(out, now + ms * MS, f, outbound);
-                    }
+                    self.converse(out, now, sport, port::TELNET, &LOGIN);
                 }
                 self.counter += 1;
             }
@@ -281,6 +341,153 @@ impl Attack {
                         out.send(t + MS, r, Some(d.index), Some(self.attacker_idx));
                     }
                 }
+            }
+            AttackKind::FtpBrute => {
+                const LOGIN: [(u64, bool, u8, &[u8]); 21] = [
+                    (0, true, SYN, b""),
+                    (1, false, SYN | ACK, b""),
+                    (2, true, ACK, b""),
+                    (4, false, PSH | ACK, b"220 (vsFTPd 2.3.4)\r\n"),
+                    (6, true, PSH | ACK, b"USER admin\r\n"),
+                    (7, false, PSH | ACK, b"331 Please specify the password.\r\n"),
+                    (9, true, PSH | ACK, b"PASS 123456\r\n"),
+                    (40, false, PSH | ACK, b"530 Login incorrect.\r\n"),
+                    (42, true, PSH | ACK, b"USER admin\r\n"),
+                    (
+                        43,
+                        false,
+                        PSH | ACK,
+                        b"331 Please specify the password.\r\n",
+                    ),
+                    (45, true, PSH | ACK, b"PASS password\r\n"),
+                    (80, false, PSH | ACK, b"530 Login incorrect.\r\n"),
+                    (82, true, PSH | ACK, b"USER admin\r\n"),
+                    (
+                        83,
+                        false,
+                        PSH | ACK,
+                        b"331 Please specify the password.\r\n",
+                    ),
+                    (85, true, PSH | ACK, b"PASS qwerty\r\n"),
+                    (120, false, PSH | ACK, b"530 Login incorrect.\r\n"),
+                    (122, true, PSH | ACK, b"QUIT\r\n"),
+                    (123, false, PSH | ACK, b"221 Goodbye.\r\n"),
+                    (124, false, FIN | ACK, b""),
+                    (125, true, FIN | ACK, b""),
+                    (126, false, ACK, b""),
+                ];
+                if self.counter % 5 == 0 {
+                    let sport = 30000 + (self.counter / 5 % 30000) as u16;
+                    self.converse(out, now, sport, port::FTP, &LOGIN);
+                }
+                self.counter += 1;
+            }
+            AttackKind::SshBrute => {
+                // a key exchange, then two refused passwords, and the server hangs up
+                const LOGIN: [(u64, bool, u8, &[u8]); 16] = [
+                    (0, true, SYN, b""),
+                    (1, false, SYN | ACK, b""),
+                    (2, true, ACK, b""),
+                    (5, false, PSH | ACK, b"SSH-2.0-OpenSSH_8.9p1\r\n"),
+                    (6, true, PSH | ACK, b"SSH-2.0-libssh_0.9.6\r\n"),
+                    (8, true, PSH | ACK, &[0x14; 900]),
+                    (10, false, PSH | ACK, &[0x14; 1080]),
+                    (12, true, PSH | ACK, &[0x1e; 48]),
+                    (20, false, PSH | ACK, &[0x1f; 560]),
+                    (22, true, PSH | ACK, &[0x15; 80]),
+                    (30, false, PSH | ACK, &[0x06; 52]),
+                    (32, true, PSH | ACK, &[0x32; 96]),
+                    (2000, false, PSH | ACK, &[0x33; 52]),
+                    (2002, true, PSH | ACK, &[0x32; 96]),
+                    (4000, false, PSH | ACK, &[0x33; 52]),
+                    (4001, false, FIN | ACK, b""),
+                ];
+                const CLOSE: [(u64, bool, u8, &[u8]); 2] =
+                    [(4002, true, FIN | ACK, b""), (4003, false, ACK, b"")];
+                for i in 0..3u64 {
+                    let sport = 50000 + ((self.counter * 3 + i) % 10000) as u16;
+                    let t = now + i * SECOND;
+                    self.converse(out, t, sport, SSH_ALT, &LOGIN);
+                    self.converse(out, t, sport, SSH_ALT, &CLOSE);
+                }
+                self.counter += 1;
+                return Some(now + SSH_BURST_EVERY);
+            }
+            AttackKind::Miner => {
+                // every 10 s: the login at first, a job every third tick, a share every other
+                let (a, pool) = (self.attacker, POOL);
+                let to_pool = |flags, len: usize| {
+                    frames::tcp(
+                        a.mac,
+                        ROUTER.mac,
+                        a.ip,
+                        pool,
+                        41777,
+                        STRATUM,
+                        flags,
+                        1,
+                        &vec![b'{'; len],
+                    )
+                };
+                let to_me = |flags, len: usize| {
+                    frames::tcp(
+                        ROUTER.mac,
+                        a.mac,
+                        pool,
+                        a.ip,
+                        STRATUM,
+                        41777,
+                        flags,
+                        1,
+                        &vec![b'{'; len],
+                    )
+                };
+                let exchange = |out: &mut Out<'_>, t: u64, up: usize, down: usize| {
+                    if up > 0 {
+                        self.send(out, t, to_pool(PSH | ACK, up), true);
+                        self.send(out, t + 30 * MS, to_me(ACK, 0), false);
+                    }
+                    if down > 0 {
+                        self.send(out, t + 40 * MS, to_me(PSH | ACK, down), false);
+                        self.send(out, t + 41 * MS, to_pool(ACK, 0), true);
+                    }
+                };
+                if self.counter == 0 {
+                    self.send(out, now, to_pool(SYN, 0), true);
+                    self.send(out, now + 30 * MS, to_me(SYN | ACK, 0), false);
+                    self.send(out, now + 31 * MS, to_pool(ACK, 0), true);
+                    exchange(out, now + 32 * MS, 160, 420);
+                } else {
+                    let job = if self.counter % 3 == 0 { 310 } else { 0 };
+                    let share = if self.counter % 2 == 0 { 180 } else { 0 };
+                    exchange(out, now, share, job.max(if share > 0 { 60 } else { 0 }));
+                }
+                self.counter += 1;
+                return Some(now + 10 * SECOND);
+            }
+            AttackKind::FinScan
+            | AttackKind::NullScan
+            | AttackKind::XmasScan
+            | AttackKind::AckScan => {
+                let i = self.counter as usize;
+                let dport = FAVOURITE_PORTS
+                    .get(i)
+                    .copied()
+                    .unwrap_or((i - FAVOURITE_PORTS.len()) as u16 % 65535 + 1);
+                self.counter += 1;
+                let flags = match self.kind {
+                    AttackKind::FinScan => FIN,
+                    AttackKind::NullScan => 0,
+                    AttackKind::XmasScan => FIN | PSH | URG,
+                    _ => ACK,
+                };
+                let sport = 45000 + (self.counter % 1000) as u16;
+                self.send(out, now, self.tcp_out(sport, dport, flags, &[]), true);
+                let open = matches!(dport, 22 | 80 | 443 | 8080);
+                if self.kind == AttackKind::AckScan || !open {
+                    self.send(out, now + MS, self.tcp_back(sport, dport, RST, &[]), false);
+                }
+                return Some(now + PROBE_EVERY);
             }
         }
         Some(now + TICK)

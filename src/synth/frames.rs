@@ -18,6 +18,8 @@ pub struct Meta {
     pub to: Option<u16>,
     /// Index of the attack that produced it, if any.
     pub attack: Option<u16>,
+    /// A TCP segment (of any flags, none included).
+    pub tcp: bool,
     pub tcp_flags: u8,
     pub udp: bool,
     pub icmp: bool,
@@ -81,12 +83,16 @@ pub fn tcp(
     if flags & f::PSH != 0 {
         b = b.psh();
     }
+    if flags & f::URG != 0 {
+        b = b.urg(0);
+    }
     let mut bytes = Vec::with_capacity(54 + payload.len());
     b.write(&mut bytes, payload)
         .expect("writing to a Vec cannot fail");
     Frame {
         bytes,
         meta: Meta {
+            tcp: true,
             tcp_flags: flags,
             dst_ip: Some(dst),
             dst_port: Some(dport),

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::attacks::Spec;
 use super::frames::Frame;
 use super::Network;
-use crate::wire::port;
 use crate::wire::tcp::flags::{ACK, RST, SYN};
 
 /// Counts of one device in one window.
@@ -29,7 +28,6 @@ pub struct WindowTruth {
     pub dns_names: u64,
     pub dns_name_len_max: u64,
     pub remote_ports: u64,
-    pub login_attempts: u64,
     pub broadcast_out: u64,
     pub multicast_out: u64,
     /// Packets this device sent as part of an attack.
@@ -127,16 +125,10 @@ impl Truth {
             if m.icmp {
                 w.icmp_out += 1;
             }
-            if m.tcp_flags != 0 {
+            if m.tcp {
                 w.tcp_out += 1;
                 if m.tcp_flags & (SYN | ACK) == SYN {
                     w.syn_out += 1;
-                    if matches!(
-                        m.dst_port,
-                        Some(port::SSH | port::TELNET | port::TELNET_ALT)
-                    ) {
-                        w.login_attempts += 1;
-                    }
                 }
             }
             if let Some(p) = m.dst_port {

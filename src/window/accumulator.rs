@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
+use super::memory::{Memory, NetPorts, Origin};
 use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Pending};
 pub use crate::device::ArpVerdict;
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
@@ -37,6 +38,8 @@ pub struct Accumulator {
     src_ips_out: Distinct,
     services: HeaviestKey,
     pending: Pending,
+    /// Probes answered by a reset.
+    probes_reset: u32,
     ip_pkts: u32,
     local_pkts: u32,
     dns_named: u32,
@@ -45,7 +48,6 @@ pub struct Accumulator {
     last_out_ns: Option<u64>,
     iat_n: u32,
     iat_sum: f64,
-    iat_sq: f64,
     last_active_sec: Option<u64>,
     this_second: u32,
     packets: u64,
@@ -78,14 +80,21 @@ fn flow_key(remote: &IpAddr, remote_port: u16, local_port: u16) -> u64 {
     mix(hash_ip(remote) ^ (u64::from(remote_port) << 16 | u64::from(local_port)))
 }
 
+/// A remote service: an address and a port (of one protocol).
+fn service_key(remote: &IpAddr, remote_port: u16) -> u64 {
+    mix(hash_ip(remote) ^ u64::from(remote_port))
+}
+
 impl Accumulator {
     /// True when nothing was added since the last close.
     pub fn is_empty(&self) -> bool {
         self.packets == 0
     }
 
-    /// Adds one packet, sent by the device (`Out`) or addressed to it (`In`).
-    pub fn add(&mut self, s: &Summary<'_>, dir: Direction) {
+    /// Adds one packet, sent by the device (`Out`) or addressed to it (`In`); `mem` is what
+    /// the device's windows remember across windows, `net` the ports the network's devices
+    /// use.
+    pub fn add(&mut self, s: &Summary<'_>, dir: Direction, mem: &mut Memory, net: &mut NetPorts) {
         use Feat::*;
         let out = dir == Direction::Out;
         let size = f64::from(s.wire_len);
@@ -94,7 +103,6 @@ impl Accumulator {
         if out {
             sums[PktsOut] += 1.0;
             sums[BytesOut] += size;
-            sums[MaxSizeOut] = sums[MaxSizeOut].max(size);
             if s.wire_len <= SMALL_PACKET {
                 sums[SmallPktsOut] += 1.0;
             }
@@ -116,7 +124,7 @@ impl Accumulator {
                     self.src_ips_out.insert(hash_ip(&src));
                 }
                 self.ip(&remote, out, fragment);
-                self.transport(s, &remote, out);
+                self.transport(s, &remote, out, mem, net);
             }
             Net::Other(_) => {}
         }
@@ -137,7 +145,6 @@ impl Accumulator {
             let gap = ts_ns.saturating_sub(last) as f64 / 1e9;
             self.iat_n += 1;
             self.iat_sum += gap;
-            self.iat_sq += gap * gap;
         }
         self.last_out_ns = Some(ts_ns);
         let sec = ts_ns / 1_000_000_000;
@@ -158,8 +165,6 @@ impl Accumulator {
                 self.arp_targets
                     .insert(mix(u64::from(u32::from_be_bytes(a.target_ip))));
             }
-        } else {
-            self.sums[Feat::ArpIn] += 1.0;
         }
     }
 
@@ -182,7 +187,14 @@ impl Accumulator {
         }
     }
 
-    fn transport(&mut self, s: &Summary<'_>, remote: &IpAddr, out: bool) {
+    fn transport(
+        &mut self,
+        s: &Summary<'_>,
+        remote: &IpAddr,
+        out: bool,
+        mem: &mut Memory,
+        net: &mut NetPorts,
+    ) {
         use Feat::*;
         let sums = &mut self.sums;
         match s.transport {
@@ -192,7 +204,53 @@ impl Accumulator {
                 } else {
                     (t.dst_port, t.src_port)
                 };
+                let flow = flow_key(remote, remote_port, local_port);
+                let service = service_key(remote, remote_port);
+                let now_s = (s.ts_ns / 1_000_000_000) as u32;
                 self.local_ports.insert(mix(u64::from(local_port)));
+                // probes: a segment the device sends that opens a connection (SYN) or belongs
+                // to none it knows, with a service it knows none with, waits for an answer; no
+                // answer, or a reset, makes it a probe
+                if out {
+                    if t.is_syn() {
+                        mem.conns.enter(flow, service as u32, Origin::Device, now_s);
+                        mem.waiting.open(flow, s.ts_ns);
+                    } else if !t.is_rst()
+                        && mem.conns.touch(flow, now_s).is_none()
+                        && !mem.conns.serves(service as u32)
+                    {
+                        mem.waiting.open(flow, s.ts_ns);
+                    }
+                } else if t.is_rst() {
+                    if mem.waiting.take(flow) {
+                        self.probes_reset = self.probes_reset.saturating_add(1);
+                    }
+                } else {
+                    mem.waiting.take(flow);
+                    let origin = if t.is_syn() {
+                        Origin::Remote
+                    } else {
+                        Origin::Adopted
+                    };
+                    mem.conns.enter(flow, service as u32, origin, now_s);
+                }
+                // sessions (logins, on any port) and the services they are with (novelty)
+                if let Some(conn) = mem.conns.touch(flow, now_s) {
+                    if t.payload_len > 0 && conn.payload(out) {
+                        mem.logins.session(service as u32, now_s);
+                    }
+                    // a service the device uses: one it connected to, or, seen mid-stream, the
+                    // end with the lower port
+                    let uses = match conn.origin {
+                        Origin::Device => true,
+                        Origin::Adopted => remote_port <= local_port,
+                        _ => false,
+                    };
+                    if uses && (conn.sent || conn.got) {
+                        let port = u32::from(remote_port) | 6 << 16;
+                        mem.novelty.observe(service, port, now_s, net);
+                    }
+                }
                 if out {
                     self.remote_ports
                         .insert(mix(u64::from(remote_port) | 1 << 17));
@@ -200,16 +258,9 @@ impl Accumulator {
                     sums[TcpPayloadOut] += f64::from(t.payload_len);
                     if t.is_syn() {
                         sums[SynOut] += 1.0;
-                        self.pending.open(flow_key(remote, remote_port, local_port));
-                        self.services
-                            .add(mix(hash_ip(remote) ^ u64::from(remote_port)));
+                        self.pending.open(flow);
+                        self.services.add(service);
                         self.remote_ips_syn.insert(hash_ip(remote));
-                        if matches!(remote_port, port::SSH | port::TELNET | port::TELNET_ALT) {
-                            sums[LoginAttempts] += 1.0;
-                        }
-                    }
-                    if t.is_syn_ack() {
-                        sums[SynAckOut] += 1.0;
                     }
                     if t.is_rst() {
                         sums[RstOut] += 1.0;
@@ -228,8 +279,7 @@ impl Accumulator {
                         sums[RstIn] += 1.0;
                     }
                     if t.is_syn_ack() || t.is_rst() {
-                        self.pending
-                            .answer(flow_key(remote, remote_port, local_port));
+                        self.pending.take(flow);
                     }
                 }
             }
@@ -244,6 +294,16 @@ impl Accumulator {
                     (dst_port, src_port)
                 };
                 self.local_ports.insert(mix(u64::from(local_port)));
+                // a UDP service the device uses: the end with the lower port (DNS, NTP, a
+                // peer's service), not the clients of its own, nor a group (a broadcast to the
+                // subnet's address goes to the broadcast MAC)
+                let group = !s.dst_mac.is_unicast() && s.dst_mac != wire::Mac::UNKNOWN;
+                if remote_port <= local_port && !group && !wire::ip::is_group(remote) {
+                    let port = u32::from(remote_port) | 17 << 16;
+                    let service = mix(service_key(remote, remote_port) ^ 17);
+                    let now_s = (s.ts_ns / 1_000_000_000) as u32;
+                    mem.novelty.observe(service, port, now_s, net);
+                }
                 if out {
                     self.remote_ports
                         .insert(mix(u64::from(remote_port) | 1 << 18));
@@ -301,11 +361,14 @@ impl Accumulator {
         }
     }
 
-    /// Ends the window: returns its features and resets for the next one.
-    pub fn close(&mut self) -> Features {
+    /// Ends the window at `end_ns`: returns its features and resets for the next one.
+    /// Probes still waiting for an answer are judged here (see [`Memory`]), even in a window
+    /// in which the device sent nothing.
+    pub fn close(&mut self, mem: &mut Memory, end_ns: u64) -> Features {
         use Feat::*;
         let mut f = Features::ZERO;
-        if self.is_empty() {
+        let probes = mem.waiting.expire(end_ns).saturating_add(self.probes_reset);
+        if self.is_empty() && probes == 0 {
             return f;
         }
         let s = &mut self.sums;
@@ -321,20 +384,14 @@ impl Accumulator {
         s[RemoteIpsIn] = self.remote_ips_in.estimate();
         s[PortsSynIn] = self.ports_syn_in.estimate();
         s[Unanswered] = f64::from(self.pending.unanswered());
+        s[Probes] = f64::from(probes);
         s[MaxAttemptsOneService] = f64::from(self.services.max());
         s[ArpReqTargets] = self.arp_targets.estimate();
         s[DnsNames] = self.dns_names.estimate();
         s[DnsNameLenMean] = div(self.dns_len_sum, f64::from(self.dns_named));
         s[DnsEntropyMean] = div(self.dns_entropy_sum, f64::from(self.dns_named));
         s[RemoteIpsSyn] = self.remote_ips_syn.estimate();
-        let n = f64::from(self.iat_n);
-        let mean = div(self.iat_sum, n);
-        s[IatMean] = mean;
-        s[IatCv] = if n > 1.0 && mean > 0.0 {
-            ((self.iat_sq / n - mean * mean).max(0.0)).sqrt() / mean
-        } else {
-            0.0
-        };
+        s[IatMean] = div(self.iat_sum, f64::from(self.iat_n));
         for (out, v) in f.0.iter_mut().zip(s.0.iter()) {
             *out = *v as f32;
         }
@@ -344,5 +401,150 @@ impl Accumulator {
 
     fn reset(&mut self) {
         *self = Accumulator::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tcp::{flags::*, Tcp};
+    use crate::wire::{Mac, Net, Transport};
+
+    const DEVICE: [u8; 4] = [192, 168, 1, 20];
+
+    /// A TCP segment between the device and `remote`:`rport` (device port `lport`), sent by
+    /// the device when `out`, at `ms` milliseconds.
+    fn seg(
+        ms: u64,
+        out: bool,
+        remote: [u8; 4],
+        rport: u16,
+        lport: u16,
+        flags: u8,
+    ) -> Summary<'static> {
+        seg_len(ms, out, remote, rport, lport, flags, 0)
+    }
+
+    fn seg_len(
+        ms: u64,
+        out: bool,
+        remote: [u8; 4],
+        rport: u16,
+        lport: u16,
+        flags: u8,
+        payload_len: u32,
+    ) -> Summary<'static> {
+        let (src, dst, src_port, dst_port) = if out {
+            (DEVICE, remote, lport, rport)
+        } else {
+            (remote, DEVICE, rport, lport)
+        };
+        Summary {
+            ts_ns: 1_700_000_000_000_000_000 + ms * 1_000_000,
+            src_mac: Mac([2, 0, 0, 0, 0, 1]),
+            dst_mac: Mac([2, 0, 0, 0, 0, 2]),
+            vlan: None,
+            wire_len: 54 + payload_len,
+            net: Net::Ip {
+                src: src.into(),
+                dst: dst.into(),
+                fragment: false,
+            },
+            transport: Transport::Tcp(Tcp {
+                src_port,
+                dst_port,
+                flags,
+                payload_len,
+            }),
+            app: App::None,
+            issue: None,
+        }
+    }
+
+    fn dir(out: bool) -> Direction {
+        if out {
+            Direction::Out
+        } else {
+            Direction::In
+        }
+    }
+
+    /// A segment: (ms, sent by the device, remote, remote port, local port, flags).
+    type Seg = (u64, bool, [u8; 4], u16, u16, u8);
+
+    /// Feeds segments into one window, which ends 10 s after the first.
+    fn window(mem: &mut Memory, segs: &[Seg]) -> Features {
+        let mut acc = Accumulator::default();
+        for &(ms, out, r, rp, lp, f) in segs {
+            acc.add(
+                &seg(ms, out, r, rp, lp, f),
+                dir(out),
+                mem,
+                &mut NetPorts::default(),
+            );
+        }
+        acc.close(mem, seg(segs[0].0 + 10_000, true, CLOUD, 0, 0, 0).ts_ns)
+    }
+
+    const SCANNED: [u8; 4] = [10, 0, 0, 1];
+    const CLOUD: [u8; 4] = [52, 1, 2, 3];
+
+    #[test]
+    fn probes_of_every_flag_combination_count() {
+        for flags in [ACK, FIN, 0, FIN | PSH | 0x20, SYN] {
+            let mut mem = Memory::default();
+            // five ports probed: three answered by a reset, two unanswered
+            let mut segs = Vec::new();
+            for p in 0..5u16 {
+                segs.push((u64::from(p) * 100, true, SCANNED, 1000 + p, 40000, flags));
+                if p < 3 {
+                    segs.push((u64::from(p) * 100 + 1, false, SCANNED, 1000 + p, 40000, RST));
+                }
+            }
+            let f = window(&mut mem, &segs);
+            assert_eq!(f[Feat::Probes], 5.0, "flags {flags:#x}");
+            assert_eq!(f[Feat::RstIn], 3.0);
+        }
+    }
+
+    #[test]
+    fn connections_are_not_probes() {
+        let mut mem = Memory::default();
+        // a connection the device opens, uses and closes; one the remote end opens
+        let f = window(
+            &mut mem,
+            &[
+                (0, true, CLOUD, 443, 40000, SYN),
+                (30, false, CLOUD, 443, 40000, SYN | ACK),
+                (31, true, CLOUD, 443, 40000, ACK),
+                (32, true, CLOUD, 443, 40000, PSH | ACK),
+                (60, false, CLOUD, 443, 40000, PSH | ACK),
+                (61, true, CLOUD, 443, 40000, FIN | ACK),
+                (90, false, CLOUD, 443, 40000, FIN | ACK),
+                (91, true, CLOUD, 443, 40000, ACK),
+                (100, false, SCANNED, 50000, 22, SYN),
+                (101, true, SCANNED, 50000, 22, SYN | ACK),
+                (102, false, SCANNED, 50000, 22, ACK),
+                (103, true, SCANNED, 50000, 22, PSH | ACK),
+            ],
+        );
+        assert_eq!(f[Feat::Probes], 0.0);
+        // the last ACK of the close is remembered in the next window too
+        let f = window(&mut mem, &[(10_000, true, CLOUD, 443, 40000, ACK)]);
+        assert_eq!(f[Feat::Probes], 0.0);
+        // a connection seen mid-stream, begun before the device was watched: the remote
+        // end answers, so it is a connection; a reset the device sends is no probe
+        let f = window(
+            &mut mem,
+            &[
+                (20_000, true, CLOUD, 8883, 41000, PSH | ACK),
+                (20_040, false, CLOUD, 8883, 41000, ACK),
+                (20_050, true, CLOUD, 8883, 41000, ACK),
+                (20_060, true, SCANNED, 7000, 41001, RST),
+            ],
+        );
+        assert_eq!(f[Feat::Probes], 0.0);
+        let f = window(&mut mem, &[(30_000, true, CLOUD, 8883, 41000, ACK)]);
+        assert_eq!(f[Feat::Probes], 0.0, "adopted");
     }
 }

@@ -93,7 +93,7 @@ features! {
     BytesIn "bytes_in" "bytes" Count Normal "bytes received, as on the wire";
     MeanSizeOut "mean_size_out" "bytes" Mean Housekeeping "mean size of packets sent";
     SrcIpsOut "src_ips_out" "addresses" Count Watch "distinct source IP addresses of packets sent (dozens: spoofed floods)";
-    MaxSizeOut "max_size_out" "bytes" Mean Housekeeping "largest packet sent";
+    NewServices "new_services" "services" Count Watch "remote services (address, protocol, port) used that the device did not use while learning, each weighted by how stable its services had been (a quarter on a port it or the network uses)";
     SmallPktsOut "small_pkts_out" "packets" Count Normal "packets sent of at most 80 bytes (probes, floods)";
     RemoteIps "remote_ips" "addresses" Count Normal "distinct remote IP addresses, either direction";
     RemoteIpsLocal "remote_ips_local" "addresses" Count Normal "distinct remote IPs on the LAN (private, link-local, multicast)";
@@ -108,13 +108,14 @@ features! {
     SynOut "syn_out" "packets" Count Normal "TCP connection attempts sent (SYN without ACK)";
     SynAckIn "synack_in" "packets" Count Normal "TCP SYN-ACKs received (attempts accepted)";
     SynIn "syn_in" "packets" Count Normal "TCP connection attempts received";
-    SynAckOut "synack_out" "packets" Count Normal "TCP SYN-ACKs sent";
     RstOut "rst_out" "packets" Count Normal "TCP resets sent";
     RstIn "rst_in" "packets" Count Normal "TCP resets received";
-    LoginAttemptsSlow "login_attempts_slow" "attempts" Count Watch "connection attempts to SSH or telnet summed over past windows, halving every 10 minutes (slow brute force)";
+    LoginAttemptsSlow "login_attempts_slow" "attempts" Count Watch "repeated logins to one remote service summed over past windows, halving every 10 minutes, zero after 5 quiet minutes (slow brute force)";
     Unanswered "unanswered" "attempts" Count Watch "connection attempts sent that got neither SYN-ACK nor RST within the window";
+    Probes "probes" "probes" Count Watch "TCP probes sent: segments of any flags outside the device's connections that got a reset or no answer (SYN, ACK, FIN, NULL, XMAS scans)";
+    ProbesSlow "probes_slow" "probes" Count Watch "TCP probes summed over past windows, halving every 10 minutes, zero after 5 quiet minutes (slow scans)";
     MaxAttemptsOneService "max_attempts_one_service" "attempts" Count Watch "most connection attempts to one remote IP and port (repeated logins)";
-    LoginAttempts "login_attempts" "attempts" Count Watch "connection attempts to SSH or telnet (ports 22, 23, 2323)";
+    LoginAttempts "login_attempts" "attempts" Count Watch "most repeated logins to one remote service, on any port: sessions (connections the device opened that carried a request and a response) begun within 10 s of another";
     TcpPayloadOut "tcp_payload_out" "bytes" Count Normal "TCP payload bytes sent";
     TcpPayloadIn "tcp_payload_in" "bytes" Count Normal "TCP payload bytes received";
     UdpOut "udp_out" "packets" Count Normal "UDP datagrams sent";
@@ -126,7 +127,6 @@ features! {
     IcmpEchoOut "icmp_echo_out" "packets" Count Watch "ICMP echo requests sent (pings)";
     IcmpUnreachIn "icmp_unreach_in" "packets" Count Watch "ICMP destination-unreachable messages received";
     ArpOut "arp_out" "packets" Count Housekeeping "ARP packets sent";
-    ArpIn "arp_in" "packets" Count Housekeeping "ARP packets addressed to this device";
     ArpReqTargets "arp_req_targets" "addresses" Count Normal "distinct IPs this device asked ARP for";
     ArpRepliesUnasked "arp_replies_unasked" "packets" Count Watch "ARP replies sent that nobody asked for (incl. gratuitous)";
     ArpConflicts "arp_conflicts" "bindings" Count Watch "IP-to-MAC bindings claimed that contradict an earlier one (spoofing)";
@@ -146,7 +146,7 @@ features! {
     FragsOut "frags_out" "packets" Count Watch "IP fragments sent";
     RemoteIpsSyn "remote_ips_syn" "addresses" Count Watch "distinct remote IPs sent a connection attempt (horizontal scans)";
     IatMean "iat_mean" "seconds" Mean Housekeeping "mean time between packets sent";
-    IatCv "iat_cv" "ratio" Ratio Housekeeping "coefficient of variation of the time between packets sent";
+    NewServicePkts "new_service_pkts" "packets" Count Watch "packets exchanged with new remote services on a port new to the device and the network, weighted by how stable its ports had been (a mining pool, a backdoor)";
     ActiveSeconds "active_seconds" "seconds" Count Housekeeping "seconds of the window in which the device sent anything";
     BurstOut "burst_out" "packets" Mean Housekeeping "most packets sent in any one second of the window";
     UdpPayloadOut "udp_payload_out" "bytes" Count Normal "UDP payload bytes sent";

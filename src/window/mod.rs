@@ -4,16 +4,21 @@
 //! always cuts it the same way. When a packet's timestamp passes the end of the open window,
 //! that window closes for every device at once ([`Windows::advance`]); windows in which a
 //! device sent nothing close as zeros, because the model must see silence too. Each device
-//! keeps a ring of its last [`RING`] closed windows for the model. Slow features
-//! ([`Feat::LoginAttemptsSlow`]) carry a window's count into the next ones, halving every
-//! [`SLOW_HALF_LIFE_S`] seconds, so that attempts spread thinly over many windows add up.
+//! keeps a ring of its last [`RING`] closed windows for the model, and a [`Memory`] of what
+//! outlives a window (its TCP connections). Slow features ([`SLOW`]) carry a window's count
+//! into the next ones, halving every [`SLOW_HALF_LIFE_S`] seconds, so that attempts or probes
+//! spread thinly over many windows add up; they read zero once no attempt came for
+//! [`SLOW_QUIET_S`] seconds (the sum is kept and fades on, and comes back with the next
+//! attempt), so that an incident ends soon after the attempts do, not hours later.
 
 pub mod accumulator;
 pub mod features;
+pub mod memory;
 pub mod sketch;
 
 pub use accumulator::{Accumulator, ArpVerdict, Direction};
 pub use features::{Feat, Features, F, FEATURES};
+pub use memory::{Memory, NetPorts};
 
 use crate::device::DeviceId;
 use crate::wire::Summary;
@@ -44,22 +49,48 @@ pub struct WindowStats {
     pub skipped_windows: u64,
 }
 
+/// The slow features, each with the feature whose counts it sums over past windows
+/// ([`Feat::LoginAttemptsSlow`] is summed per remote service, in [`memory::Logins`]).
+pub const SLOW: [(Feat, Feat); 1] = [(Feat::ProbesSlow, Feat::Probes)];
+
 #[derive(Clone, Debug, Default)]
 struct Slot {
     active: bool,
     acc: Accumulator,
+    mem: Memory,
     ring: heapless::Deque<Features, RING>,
-    /// The running sum behind [`Feat::LoginAttemptsSlow`].
-    login_slow: f32,
+    /// The running sums behind the [`SLOW`] features.
+    slow: [f32; SLOW.len()],
+    /// Windows since each slow feature's source was last non-zero.
+    slow_quiet: [u32; SLOW.len()],
 }
 
 impl Slot {
-    /// Closes the open window into the ring; returns it.
-    fn close(&mut self, slow_decay: f32) -> &Features {
-        let mut features = self.acc.close();
-        let slow = self.login_slow * slow_decay + features[Feat::LoginAttempts];
-        self.login_slow = if slow < SLOW_ZERO { 0.0 } else { slow };
-        features[Feat::LoginAttemptsSlow] = self.login_slow;
+    /// Closes the open window, which ends at `end_ns`, into the ring; returns it.
+    fn close(&mut self, end_ns: u64, w: &mut Closing<'_>) -> &Features {
+        let mut features = self.acc.close(&mut self.mem, end_ns);
+        let (logins, slow) = self.mem.logins.close(w.slow_decay, w.slow_quiet);
+        features[Feat::LoginAttempts] = logins;
+        features[Feat::LoginAttemptsSlow] = slow;
+        let end_s = (end_ns / 1_000_000_000) as u32;
+        let (services, packets) = self.mem.novelty.close(end_s, w.net);
+        features[Feat::NewServices] = services;
+        features[Feat::NewServicePkts] = packets;
+        for (i, (slow, source)) in SLOW.into_iter().enumerate() {
+            let v = self.slow[i] * w.slow_decay + features[source];
+            self.slow[i] = if v < SLOW_ZERO { 0.0 } else { v };
+            let quiet = &mut self.slow_quiet[i];
+            *quiet = if features[source] > 0.0 {
+                0
+            } else {
+                quiet.saturating_add(1)
+            };
+            features[slow] = if *quiet < w.slow_quiet {
+                self.slow[i]
+            } else {
+                0.0
+            };
+        }
         if self.ring.is_full() {
             self.ring.pop_front();
         }
@@ -69,11 +100,22 @@ impl Slot {
     }
 }
 
+/// What closing a window needs besides the slot: the slow features' constants and the
+/// network's ports (for novelty).
+struct Closing<'a> {
+    slow_decay: f32,
+    slow_quiet: u32,
+    net: &'a mut NetPorts,
+}
+
 /// Half-life of the slow features, in seconds.
 pub const SLOW_HALF_LIFE_S: f64 = 600.0;
 
 /// Below this a slow feature is zero again, so that silence is all zeros.
-const SLOW_ZERO: f32 = 0.05;
+pub const SLOW_ZERO: f32 = 0.05;
+
+/// A slow feature reads zero after this many seconds without an attempt.
+pub const SLOW_QUIET_S: u64 = 300;
 
 /// All devices' open windows and their rings, one slot per device-table slot.
 pub struct Windows {
@@ -81,9 +123,13 @@ pub struct Windows {
     max_gap: u64,
     current: Option<u64>,
     slots: Box<[Slot]>,
+    /// The ports the network's devices use.
+    net: NetPorts,
     stats: WindowStats,
     /// What a slow feature keeps of itself from one window to the next.
     slow_decay: f32,
+    /// Windows without an attempt after which a slow feature reads zero.
+    slow_quiet: u32,
 }
 
 impl Windows {
@@ -96,10 +142,12 @@ impl Windows {
             max_gap,
             current: None,
             slots: vec![Slot::default(); capacity].into_boxed_slice(),
+            net: NetPorts::default(),
             stats: WindowStats::default(),
             slow_decay: crate::math::exp(
                 -std::f64::consts::LN_2 * len_ns as f64 / 1e9 / SLOW_HALF_LIFE_S,
             ) as f32,
+            slow_quiet: (SLOW_QUIET_S * 1_000_000_000).div_ceil(len_ns) as u32,
         }
     }
 
@@ -116,8 +164,10 @@ impl Windows {
         let slot = &mut self.slots[id as usize];
         slot.active = true;
         slot.acc = Accumulator::default();
+        slot.mem = Memory::default();
         slot.ring.clear();
-        slot.login_slow = 0.0;
+        slot.slow = [0.0; SLOW.len()];
+        slot.slow_quiet = [u32::MAX; SLOW.len()];
     }
 
     /// The device in `id` is gone (evicted, or found to be the gateway).
@@ -127,7 +177,8 @@ impl Windows {
 
     /// Adds a packet to a device's open window.
     pub fn add(&mut self, id: DeviceId, s: &Summary<'_>, dir: Direction) {
-        self.slots[id as usize].acc.add(s, dir);
+        let slot = &mut self.slots[id as usize];
+        slot.acc.add(s, dir, &mut slot.mem, &mut self.net);
     }
 
     /// Records the device table's conclusion about an ARP packet the device sent.
@@ -181,12 +232,17 @@ impl Windows {
 
     fn close(&mut self, window: u64, emit: &mut impl FnMut(Closed<'_>)) {
         let start_ns = window * self.len_ns;
+        let mut closing = Closing {
+            slow_decay: self.slow_decay,
+            slow_quiet: self.slow_quiet,
+            net: &mut self.net,
+        };
         for (id, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.active) {
             self.stats.closed += 1;
             emit(Closed {
                 device: id as DeviceId,
                 start_ns,
-                features: slot.close(self.slow_decay),
+                features: slot.close(start_ns + self.len_ns, &mut closing),
             });
         }
     }
@@ -198,10 +254,16 @@ impl Windows {
         };
         if slot.active {
             self.stats.closed += 1;
+            let start_ns = window * self.len_ns;
+            let mut closing = Closing {
+                slow_decay: self.slow_decay,
+                slow_quiet: self.slow_quiet,
+                net: &mut self.net,
+            };
             emit(Closed {
                 device: id,
-                start_ns: window * self.len_ns,
-                features: slot.close(self.slow_decay),
+                start_ns,
+                features: slot.close(start_ns + self.len_ns, &mut closing),
             });
         }
     }
@@ -237,6 +299,18 @@ mod tests {
         }
     }
 
+    /// An ACK probe sent by the device at `ts_ns` from local port `sport` (nobody answers).
+    fn ack_probe(ts_ns: u64, sport: u16) -> Summary<'static> {
+        let mut s = ssh_syn(ts_ns, [192, 168, 1, 7]);
+        s.transport = Transport::Tcp(Tcp {
+            src_port: sport,
+            dst_port: 80,
+            flags: flags::ACK,
+            payload_len: 0,
+        });
+        s
+    }
+
     #[test]
     fn slow_features_add_up_thin_attempts_and_fade_to_zero() {
         const S: u64 = 1_000_000_000;
@@ -246,14 +320,14 @@ mod tests {
         let mut emit = |c: Closed<'_>| {
             seen.push((
                 c.start_ns / S,
-                c.features[Feat::LoginAttempts],
-                c.features[Feat::LoginAttemptsSlow],
+                c.features[Feat::Probes],
+                c.features[Feat::ProbesSlow],
             ))
         };
-        // one attempt a minute for five minutes, then silence
-        for m in 0..5u64 {
+        // one probe a minute for five minutes, silence, one more ten minutes later
+        for m in [0, 1, 2, 3, 4, 14u64] {
             w.advance(m * 60 * S, &mut emit);
-            w.add(0, &ssh_syn(m * 60 * S, [192, 168, 1, 7]), Direction::Out);
+            w.add(0, &ack_probe(m * 60 * S, 40000 + m as u16), Direction::Out);
         }
         w.advance(7200 * S, &mut emit);
         let at = |t: u64| seen.iter().find(|s| s.0 == t).copied().unwrap();
@@ -261,10 +335,21 @@ mod tests {
         assert_eq!(at(10).1, 0.0);
         let d = 0.5f32.powf(10.0 / 600.0);
         assert!((at(10).2 - d).abs() < 1e-6, "{:?}", at(10));
-        // five attempts in four minutes: more than four of them still count
+        // five probes in four minutes: more than four of them still count
         assert!(at(240).2 > 4.0 && at(240).2 < 5.0, "{:?}", at(240));
-        // ten minutes later half of it is left; after an hour and a half, nothing
-        assert!((at(840).2 / at(240).2 - 0.5).abs() < 1e-3, "{:?}", at(840));
+        // it reads on for five minutes without a probe, then zero
+        assert!(
+            (at(530).2 / at(240).2 - d.powi(29)).abs() < 1e-3,
+            "{:?}",
+            at(530)
+        );
+        assert_eq!(at(540).2, 0.0);
+        // the next probe brings back what is left: half of it ten minutes later, plus one
+        assert!(
+            (at(840).2 - 1.0 - at(240).2 * 0.5).abs() < 1e-2,
+            "{:?}",
+            at(840)
+        );
         assert_eq!(at(6000).2, 0.0);
         assert!(seen.iter().all(|s| s.2 >= 0.0));
     }
@@ -272,11 +357,13 @@ mod tests {
     #[test]
     fn spoofed_sources_are_counted() {
         let mut acc = Accumulator::default();
+        let mem = &mut Memory::default();
+        let net = &mut NetPorts::default();
         for i in 0..40u8 {
-            acc.add(&ssh_syn(0, [10, 0, i, 1]), Direction::Out);
+            acc.add(&ssh_syn(0, [10, 0, i, 1]), Direction::Out, mem, net);
         }
-        acc.add(&ssh_syn(0, [10, 0, 0, 1]), Direction::Out);
-        let f = acc.close();
+        acc.add(&ssh_syn(0, [10, 0, 0, 1]), Direction::Out, mem, net);
+        let f = acc.close(mem, 10_000_000_000);
         assert!(
             (f[Feat::SrcIpsOut] - 40.0).abs() <= 2.0,
             "{}",
@@ -284,8 +371,8 @@ mod tests {
         );
         let mut one = Accumulator::default();
         for _ in 0..10 {
-            one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out);
+            one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out, mem, net);
         }
-        assert_eq!(one.close()[Feat::SrcIpsOut], 1.0);
+        assert_eq!(one.close(mem, 10_000_000_000)[Feat::SrcIpsOut], 1.0);
     }
 }

@@ -46,7 +46,10 @@ impl Distinct {
     pub fn estimate(&self) -> f64 {
         let set: u32 = self.bits.iter().map(|w| w.count_ones()).sum();
         let zeros = Distinct::M - f64::from(set);
-        if zeros == 0.0 {
+        if set == 0 {
+            // not -M ln 1, which is -0
+            0.0
+        } else if zeros == 0.0 {
             Distinct::M * Distinct::M.ln()
         } else {
             (-Distinct::M * (zeros / Distinct::M).ln()).round()
@@ -126,10 +129,14 @@ impl Pending {
         }
     }
 
-    /// An answer came back.
-    pub fn answer(&mut self, key: u64) {
-        if let Some(i) = self.keys.iter().position(|&k| k == key) {
-            self.keys.swap_remove(i);
+    /// An answer came back: whether the attempt was waiting for one.
+    pub fn take(&mut self, key: u64) -> bool {
+        match self.keys.iter().position(|&k| k == key) {
+            Some(i) => {
+                self.keys.swap_remove(i);
+                true
+            }
+            None => false,
         }
     }
 
@@ -167,6 +174,7 @@ mod tests {
         assert!(full.estimate() > 15000.0);
         full.clear();
         assert_eq!(full.estimate(), 0.0);
+        assert!(full.estimate().is_sign_positive(), "never -0");
     }
 
     #[test]
@@ -192,8 +200,8 @@ mod tests {
         p.open(1);
         p.open(1);
         p.open(2);
-        p.answer(1);
-        p.answer(3);
+        assert!(p.take(1));
+        assert!(!p.take(3));
         assert_eq!(p.unanswered(), 1);
         for k in 10..100 {
             p.open(k);

@@ -128,6 +128,15 @@ pub fn is_local(ip: &IpAddr) -> bool {
     }
 }
 
+/// True for group addresses: multicast, broadcast (IPv4's limited broadcast; a subnet's
+/// broadcast address is not told apart here), unspecified.
+pub fn is_group(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_multicast() || a.is_broadcast() || a.is_unspecified(),
+        IpAddr::V6(a) => a.is_multicast() || a.is_unspecified(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,6 +222,7 @@ pub struct Summary<'a> {
 
 /// Well-known ports that select an application parser.
 pub mod port {
+    pub const FTP: u16 = 21;
     pub const SSH: u16 = 22;
     pub const TELNET: u16 = 23;
     pub const TELNET_ALT: u16 = 2323;

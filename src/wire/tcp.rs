@@ -21,6 +21,7 @@ pub mod flags {
     pub const RST: u8 = 0x04;
     pub const PSH: u8 = 0x08;
     pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
 }
 
 /// A TCP segment's ports and flags and the length of its payload on the wire.
