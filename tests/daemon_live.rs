@@ -295,3 +295,82 @@ fn a_quiet_network_still_has_its_windows_closed_by_the_clock() {
     assert!(windows > timer, "{log}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sighup_reloads_the_config_keeps_the_devices_and_refuses_what_is_broken() {
+    need_root_and_tools!("sighup_reloads_the_config_keeps_the_devices_and_refuses_what_is_broken");
+    let dir = scratch("live-hup");
+    let pcap = dir.join("net.pcap");
+    synth(&pcap, 7, 20, 3, &[]);
+    let veth = Veth::new("e");
+    let (cfg, ev) = (dir.join("config.json"), dir.join("events.jsonl"));
+    let write = |text: &str| std::fs::write(&cfg, text).unwrap();
+    write(r#"{"detect": {"learning_windows": 1, "margin": 1.5}}"#);
+    let d = Daemon::start(
+        &dir,
+        "hup",
+        &[
+            "--config",
+            s(&cfg),
+            "--interface",
+            &veth.capture,
+            "--events",
+            s(&ev),
+            "--state",
+            s(&dir.join("state.json")),
+        ],
+    );
+    veth.play(&pcap, 0.0);
+    // sends SIGHUP and waits for the `n`th appearance of `what` in the log
+    let hup = |what: &str, n: usize| {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(d.pid(), libc::SIGHUP) };
+        let t = Instant::now();
+        while d.log().matches(what).count() < n {
+            assert!(t.elapsed() < Duration::from_secs(10), "{}", d.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // the first window closes on the clock (10 s and the grace): the devices are learning
+    std::thread::sleep(Duration::from_secs(13));
+    // a valid change is taken
+    write(r#"{"detect": {"learning_windows": 1, "margin": 2.0}}"#);
+    hup("SIGHUP: reloaded", 1);
+    // a broken file is refused and the running configuration kept
+    write(r#"{"detect": {"margin": "#);
+    hup("keeping the running configuration", 1);
+    write(r#"{"detect": {"no_such_key": 1}}"#);
+    hup("keeping the running configuration", 2);
+    assert!(d.log().contains("no_such_key"), "{}", d.log());
+    // a model that is no model is refused and the running one kept
+    let bad = dir.join("bad.gguf");
+    std::fs::write(&bad, b"GGUF but not really").unwrap();
+    write(&format!(r#"{{"model": {{"file": "{}"}}}}"#, bad.display()));
+    hup("keeping the running model", 1);
+    // a setting that needs a restart says so
+    write(r#"{"detect": {"learning_windows": 1}, "capture": {"snaplen": 2048}}"#);
+    hup("SIGHUP: reloaded", 2);
+    assert!(
+        d.log().contains("take effect at the next restart"),
+        "{}",
+        d.log()
+    );
+    // the devices were kept through all of it: the state saved at exit has each of them
+    let (_, clean, log) = d.terminate();
+    assert!(
+        clean,
+        "still running and exits 0 after five reloads:\n{log}"
+    );
+    let saved = std::fs::read_to_string(dir.join("state.json")).unwrap();
+    for mac in [
+        "02:10:00:00:00:00",
+        "02:10:01:00:00:01",
+        "02:10:02:00:00:02",
+    ] {
+        assert!(
+            saved.contains(mac),
+            "{mac} kept through the reloads:\n{log}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
