@@ -374,3 +374,39 @@ fn sighup_reloads_the_config_keeps_the_devices_and_refuses_what_is_broken() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_state_learned_by_another_model_is_set_aside_and_the_daemon_learns_afresh() {
+    need_root_and_tools!(
+        "a_state_learned_by_another_model_is_set_aside_and_the_daemon_learns_afresh"
+    );
+    let dir = scratch("live-upgrade");
+    let pcap = dir.join("net.pcap");
+    synth(&pcap, 8, 30, 2, &[]);
+    let state = dir.join("state.json");
+    let out = common::run(&["replay", s(&pcap), "--state", s(&state)]);
+    assert!(out.status.success());
+    // what an upgrade to a new built-in model finds
+    let mut saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    saved["model"] = "0000000000000000".into();
+    std::fs::write(&state, saved.to_string()).unwrap();
+    let veth = Veth::new("f");
+    let d = Daemon::start(
+        &dir,
+        "upgrade",
+        &["--interface", &veth.capture, "--state", s(&state)],
+    );
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    assert!(log.contains("learned with another model"), "{log}");
+    assert!(log.contains("learning afresh"), "{log}");
+    let aside = dir.join("state.json.incompatible");
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&std::fs::read(&aside).unwrap()).unwrap(),
+        saved,
+        "the old state is kept, untouched"
+    );
+    assert!(state.exists(), "a fresh state saved at exit");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -90,8 +90,23 @@ fn detector(cfg: &Config, model: Model) -> Result<Detector, String> {
     );
     if let Some(path) = &cfg.state.file {
         if path.exists() {
-            let n = d.restore(path)?;
-            log::info!("restored what {n} devices learned from {}", path.display());
+            match d.restore(path) {
+                Ok(n) => log::info!("restored what {n} devices learned from {}", path.display()),
+                // a new model (an upgrade) or window length: what was learned cannot be used;
+                // it is kept beside, and the daemon learns afresh rather than refusing to run
+                Err(e) if e.incompatible => {
+                    let mut aside = path.as_os_str().to_owned();
+                    aside.push(".incompatible");
+                    let aside = std::path::PathBuf::from(aside);
+                    std::fs::rename(path, &aside)
+                        .map_err(|r| format!("{e}; cannot move it to {}: {r}", aside.display()))?;
+                    log::warn!(
+                        "{e}: moved to {}; learning afresh (the learning period starts now)",
+                        aside.display()
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
         } else {
             log::info!("no saved state at {}: starting fresh", path.display());
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -630,29 +630,36 @@ impl Detector {
 
     /// Restores what [`Detector::save`] saved in `path`, before the first window; returns the
     /// number of devices restored (0 when there is no such file yet).
-    pub fn restore(&mut self, path: &Path) -> Result<usize, String> {
+    pub fn restore(&mut self, path: &Path) -> Result<usize, RestoreError> {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(format!("cannot read state {}: {e}", path.display())),
+            Err(e) => {
+                return Err(RestoreError::broken(format!(
+                    "cannot read state {}: {e}",
+                    path.display()
+                )))
+            }
         };
-        let bad = |why: String| format!("state {}: {why}", path.display());
+        let bad = |why: String| RestoreError::broken(format!("state {}: {why}", path.display()));
+        let other = |why: String| RestoreError {
+            incompatible: true,
+            why: format!("state {}: {why}", path.display()),
+        };
         let saved: state::SavedDetector =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("not a state file ({e})")))?;
         if saved.format_version != state::STATE_VERSION {
-            return Err(bad(format!(
+            return Err(other(format!(
                 "format version {} (this iotad reads version {})",
                 saved.format_version,
                 state::STATE_VERSION
             )));
         }
         if saved.model != state::fingerprint(&self.model) {
-            return Err(bad(
-                "learned with another model: remove it to learn afresh with this one".into(),
-            ));
+            return Err(other("learned with another model".into()));
         }
         if saved.window_secs * 1_000_000_000 != self.window_ns {
-            return Err(bad(format!(
+            return Err(other(format!(
                 "learned on {}-s windows, this run uses {}-s windows",
                 saved.window_secs,
                 self.window_ns / 1_000_000_000
@@ -843,6 +850,43 @@ impl Detector {
 
     fn threshold_for_new(&self) -> f32 {
         self.model.meta.population_threshold.max(self.cfg.floor)
+    }
+}
+
+/// Why a saved state was not restored.
+#[derive(Debug)]
+pub struct RestoreError {
+    /// The file is sound but was learned by another model, window length or format: the
+    /// daemon sets it aside and learns afresh instead of refusing to start.
+    pub incompatible: bool,
+    why: String,
+}
+
+impl RestoreError {
+    fn broken(why: String) -> RestoreError {
+        RestoreError {
+            incompatible: false,
+            why,
+        }
+    }
+}
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl From<RestoreError> for String {
+    fn from(e: RestoreError) -> String {
+        if e.incompatible {
+            format!(
+                "{}: remove it, or name another state file, to learn afresh",
+                e.why
+            )
+        } else {
+            e.why
+        }
     }
 }
 
