@@ -398,6 +398,7 @@ impl Detector {
         model.meta.standardizer.apply(&Features::ZERO, &mut silent);
         let mut pred = [0f32; F];
         model.step(&mut state, &silent, &mut pred, &mut scratch);
+        model.memoize_input(&mut scratch, &silent);
         Detector {
             floors,
             silent,

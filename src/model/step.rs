@@ -89,6 +89,11 @@ pub struct Scratch {
     xq: Vec<i8>,
     xs: Vec<f32>,
     tmp: Vec<f32>,
+    /// An input seen again and again (a silent window) and the LSTM gates' input half for it
+    /// (bias plus input weights times it), computed once by [`Model::memoize_input`].
+    memo: Option<([f32; F], Vec<f32>)>,
+    /// Whether each row's input is the memoized one.
+    memo_row: Vec<bool>,
 }
 
 impl Scratch {
@@ -112,6 +117,8 @@ impl Scratch {
             xq: vec![0; MAX_BATCH * widest_in],
             xs: vec![0.0; MAX_BATCH * widest_in / QK + 1],
             tmp: vec![0.0; MAX_BATCH * widest_out],
+            memo: None,
+            memo_row: vec![false; MAX_BATCH],
         }
     }
 
@@ -124,6 +131,7 @@ impl Scratch {
             rnn: r,
         } = self.sizes;
         self.x[i * f..(i + 1) * f].copy_from_slice(x);
+        self.memo_row[i] = matches!(&self.memo, Some((m, _)) if m == x);
         self.h1[i * h..(i + 1) * h].copy_from_slice(&state.h1);
         self.c1[i * h..(i + 1) * h].copy_from_slice(&state.c1);
         self.h2[i * r..(i + 1) * r].copy_from_slice(&state.h2);
@@ -210,6 +218,19 @@ impl Model {
         }
     }
 
+    /// Remembers the LSTM gates' input half for input `x` in `s`: rows loaded with exactly
+    /// this input skip that multiplication (a device's silent windows, most of a quiet
+    /// network's steps). The result is the same to the bit.
+    pub fn memoize_input(&self, s: &mut Scratch, x: &[f32; F]) {
+        let (f, h) = (self.meta.sizes.features, self.meta.sizes.lstm);
+        s.memo = None;
+        let mut gates = self.weights.lstm_b.clone();
+        let Scratch { xq, xs, tmp, .. } = s;
+        self.mul(0, f, &x[..f], &mut gates, xq, xs, tmp);
+        debug_assert_eq!(gates.len(), 4 * h);
+        s.memo = Some((*x, gates));
+    }
+
     /// Advances one device by one window: `x` is the standardized window, `pred` receives the
     /// prediction of the next one.
     pub fn step(&self, state: &mut State, x: &[f32; F], pred: &mut [f32; F], s: &mut Scratch) {
@@ -271,6 +292,8 @@ impl Model {
             xq,
             xs,
             tmp,
+            memo,
+            memo_row,
             ..
         } = s;
         let (x, h1, c1, h2) = (
@@ -284,8 +307,23 @@ impl Model {
             &mut pre[..n * r],
             &mut pred[..n * f],
         );
-        broadcast(&w.lstm_b, gates);
-        self.mul(0, f, x, gates, xq, xs, tmp);
+        // the input half of the gates: rows whose input is the memoized one copy it; runs of
+        // other rows are multiplied (row by row, so the same sums either way)
+        let mut row = 0;
+        while row < n {
+            let end = (row..n)
+                .find(|&i| memo_row[i] != memo_row[row])
+                .unwrap_or(n);
+            let g = &mut gates[row * 4 * h..end * 4 * h];
+            match memo {
+                Some((_, m)) if memo_row[row] => broadcast(m, g),
+                _ => {
+                    broadcast(&w.lstm_b, g);
+                    self.mul(0, f, &x[row * f..end * f], g, xq, xs, tmp);
+                }
+            }
+            row = end;
+        }
         self.mul(1, h, h1, gates, xq, xs, tmp);
         for ((g, c), hh) in gates
             .chunks_exact(4 * h)
@@ -322,7 +360,7 @@ mod tests {
 
     /// A batch gives each device exactly what stepping it alone gives.
     #[test]
-    fn a_batch_equals_its_devices_stepped_alone() {
+    fn a_batch_equals_its_devices_stepped_alone_memoized_or_not() {
         let base = super::super::file::built_in().unwrap();
         for kind in ["f32", "q8_0"] {
             let m = base.with_kernel(kind).unwrap();
@@ -345,6 +383,8 @@ mod tests {
                 }
                 alone.push((st, p));
             }
+            // and with one input memoized (as a silent window is): the same to the bit
+            m.memoize_input(&mut s, &inputs[2]);
             let mut states: Vec<State> = inputs.iter().map(|_| m.state()).collect();
             let mut preds = vec![[0f32; F]; inputs.len()];
             for _ in 0..3 {
