@@ -4,7 +4,9 @@
 //! UTF-8, 300 bytes in two options). The incident's mail goes to a real SMTP server (Debian's
 //! python3-aiosmtpd: STARTTLS required, a login, a certificate from a CA the test makes, and
 //! the first message refused with 451); its events go to a webhook (Python's http.server) and,
-//! when Mosquitto is installed, to a real broker. Needs root, `ip`, `tcpreplay`, `openssl` and
+//! when Mosquitto is installed, to a real broker. A second test drives the sink directly
+//! against the same server over implicit TLS: delivered; a recipient refused with 550
+//! dropped; a certificate from another CA not delivered. Needs root, `ip`, `tcpreplay`, `openssl` and
 //! `/usr/bin/python3` with aiosmtpd; without them the test says so loudly and does nothing.
 
 mod common;
@@ -30,7 +32,13 @@ const SMTP_SERVER: &str = r#"
 import asyncio, json, ssl, sys
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 port_file, out, cert, key, fail = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+implicit = len(sys.argv) > 6 and sys.argv[6] == "tls"
 class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
     async def handle_DATA(self, server, session, envelope):
         global fail
         if fail > 0:
@@ -38,7 +46,7 @@ class Handler:
             return "451 4.3.0 not now, try again"
         with open(out, "a") as f:
             f.write(json.dumps({"from": envelope.mail_from, "to": envelope.rcpt_tos,
-                                "tls": session.ssl is not None,
+                                "tls": server.transport.get_extra_info("ssl_object") is not None,
                                 "login": session.authenticated,
                                 "data": envelope.original_content.decode("utf-8", "replace")}) + "\n")
         return "250 2.0.0 OK"
@@ -49,9 +57,11 @@ tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 tls.load_cert_chain(cert, key)
 loop = asyncio.new_event_loop()
 asyncio.set_event_loop(loop)
-factory = lambda: SMTP(Handler(), hostname="smtp.test", tls_context=tls, require_starttls=True,
-                       authenticator=auth, auth_required=True, auth_require_tls=True)
-server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", 0))
+factory = lambda: SMTP(Handler(), hostname="smtp.test", tls_context=None if implicit else tls,
+                       require_starttls=not implicit, authenticator=auth, auth_required=True,
+                       auth_require_tls=not implicit)
+server = loop.run_until_complete(loop.create_server(factory, "127.0.0.1", 0,
+                                                    ssl=tls if implicit else None))
 with open(port_file, "w") as f:
     f.write(str(server.sockets[0].getsockname()[1]))
 loop.run_forever()
@@ -311,17 +321,7 @@ fn the_incident_is_mailed_and_a_hostile_name_stays_in_payloads() {
         return;
     }
     let dir = scratch("email-live");
-    sh_in(
-        &dir,
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
-           -subj /CN=iotad-test-ca 2>/dev/null && \
-         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
-           -subj /CN=localhost 2>/dev/null && \
-         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && \
-         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
-           -out server.pem -days 2 -extfile san.ext 2>/dev/null && \
-         printf 's3cret pass\\n' > password",
-    );
+    certificates(&dir);
     let got_mail = dir.join("mail.jsonl");
     let (_smtp, smtp_port) = python(
         &dir,
@@ -515,5 +515,133 @@ fn the_incident_is_mailed_and_a_hostile_name_stays_in_payloads() {
         eprintln!("MQTT: the name in {in_payload} payloads, in no topic");
     }
     drop(mqtt);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A CA and a certificate for localhost it signed, and the password file, in `dir`.
+fn certificates(dir: &Path) {
+    sh_in(
+        dir,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+           -subj /CN=iotad-test-ca 2>/dev/null && \
+         openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr \
+           -subj /CN=localhost 2>/dev/null && \
+         printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.ext && \
+         openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+           -out server.pem -days 2 -extfile san.ext 2>/dev/null && \
+         printf 's3cret pass\\n' > password",
+    );
+}
+
+#[test]
+fn implicit_tls_a_refused_recipient_and_a_wrong_ca() {
+    use iotad::config::{EmailConfig, Security};
+    use iotad::detect::{
+        Contribution, DeviceRef, Event, EventKind, Phase, Severity, ThresholdSource,
+    };
+    use iotad::sink::{email::Email, Sink};
+    const TEST: &str = "implicit_tls_a_refused_recipient_and_a_wrong_ca";
+    let ok = Command::new(PYTHON)
+        .args(["-c", "import aiosmtpd"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok
+        || !Command::new("sh")
+            .args(["-c", "command -v openssl"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("\n*** SKIPPED {TEST}: no openssl, or no aiosmtpd for {PYTHON} (Debian: openssl python3-aiosmtpd) ***\n");
+        return;
+    }
+    let dir = scratch("email-tls");
+    certificates(&dir);
+    let got = dir.join("mail.jsonl");
+    let (_smtp, port) = python(
+        &dir,
+        "smtps",
+        SMTP_SERVER,
+        &[
+            s(&got),
+            s(&dir.join("server.pem")),
+            s(&dir.join("server.key")),
+            "0",
+            "tls",
+        ],
+    );
+    let cfg = |to: &[&str], ca: &str| EmailConfig {
+        server: Some("localhost".into()),
+        port: Some(port),
+        security: Security::Tls,
+        username: Some("iotad".into()),
+        password_file: Some(dir.join("password")),
+        ca_file: Some(dir.join(ca)),
+        from: Some("iotad@pi.test".into()),
+        to: to.iter().map(|t| t.to_string()).collect(),
+        ..EmailConfig::default()
+    };
+    let event = Event {
+        kind: EventKind::Anomaly,
+        phase: Some(Phase::Open),
+        incident: Some(9),
+        device: DeviceRef {
+            mac: "02:10:00:00:00:09".into(),
+            ipv4: vec!["192.168.1.9".into()],
+            ipv6: vec![],
+            name: "plug-9".into(),
+            vendor_class: String::new(),
+            randomized: true,
+        },
+        window_start: "2026-11-30T05:00:00Z".into(),
+        window_end: "2026-11-30T05:00:10Z".into(),
+        window_start_epoch: 1_796_014_800,
+        score: 30.0,
+        threshold: 10.0,
+        threshold_source: ThresholdSource::Device,
+        severity: Severity::Medium,
+        explanation: vec![Contribution {
+            feature: "syn_out".into(),
+            unit: "packets".into(),
+            observed: 500.0,
+            expected: 0.0,
+            weight: 40.0,
+            text: "sent 500 SYNs".into(),
+        }],
+        detail: None,
+    };
+    // implicit TLS and a login: delivered
+    let mut m = Email::open(&cfg(&["me@home.test"], "ca.pem"))
+        .unwrap()
+        .unwrap();
+    m.deliver(&event).unwrap();
+    let sent = mails(&got);
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].tls && sent[0].login);
+    assert!(
+        sent[0].head.contains(
+            "Subject: [iotad] anomaly: plug-9 (02:10:00:00:00:09), incident 9, medium\r\n"
+        ),
+        "{}",
+        sent[0].head
+    );
+    assert!(
+        sent[0].body.contains("  - sent 500 SYNs\r\n"),
+        "{}",
+        sent[0].body
+    );
+    // a recipient the server refuses for good (550): dropped, not retried for ever
+    let mut m = Email::open(&cfg(&["nobody@home.test"], "ca.pem"))
+        .unwrap()
+        .unwrap();
+    m.deliver(&event).unwrap();
+    assert_eq!(mails(&got).len(), 1);
+    // a certificate from another CA: not delivered, an error to retry
+    sh_in(&dir, "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=other 2>/dev/null");
+    let mut m = Email::open(&cfg(&["me@home.test"], "other.pem"))
+        .unwrap()
+        .unwrap();
+    let err = m.deliver(&event).unwrap_err();
+    assert!(err.contains("TLS"), "{err}");
+    assert_eq!(mails(&got).len(), 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
