@@ -17,10 +17,10 @@ DEB_PACKAGES := libpcap-dev pkg-config gcc ieee-data
 # What the tests add: veth pairs and packet injection for the live daemon (iproute2,
 # tcpreplay), editcap/mergecap and python3 for the variants of the shared scenarios, a broker
 # and its clients for the MQTT test (mosquitto, mosquitto-clients; openssl makes its TLS
-# certificates), systemd-analyze for the unit's test (systemd), sshd and ssh/scp for the deploy
-# test (openssh-server, openssh-client).
+# certificates), an SMTP server for the email test (python3-aiosmtpd), systemd-analyze for the
+# unit's test (systemd), sshd and ssh/scp for the deploy test (openssh-server, openssh-client).
 TEST_DEB_PACKAGES := iproute2 tcpreplay wireshark-common python3 mosquitto mosquitto-clients openssl \
-  systemd openssh-server openssh-client prometheus
+  python3-aiosmtpd systemd openssh-server openssh-client prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # The Pi build: static musl binary, static libpcap from Debian's source package.

@@ -1,5 +1,5 @@
 //! The configuration: one JSON file in sections (`capture`, `pipeline`, `detect`, `model`,
-//! `state`, `events`, `mqtt`, `webhook`, `tune`, `http`), every key optional, unknown keys and invalid values rejected with the
+//! `state`, `events`, `mqtt`, `webhook`, `email`, `alerts`, `tune`, `http`), every key optional, unknown keys and invalid values rejected with the
 //! key and the file named, overridden by command-line flags. Defaults live in the `Default`
 //! impls here (and `DetectConfig`'s); what each key means lives in [`KEYS`], which
 //! `iotad config --example` and the README's table are made from. Lines whose first
@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::DetectConfig;
+use crate::detect::{DetectConfig, Severity};
 use crate::device::MAX_DEVICES;
+use crate::sink::policy::{Mute, NewDevices, Policy};
 use crate::wire::Mac;
 
 pub use crate::window::DEFAULT_WINDOW_SECS;
@@ -30,6 +31,8 @@ pub struct Config {
     pub events: EventsConfig,
     pub mqtt: MqttConfig,
     pub webhook: WebhookConfig,
+    pub email: EmailConfig,
+    pub alerts: AlertsConfig,
     pub tune: crate::tune::TuneConfig,
     pub http: HttpConfig,
 }
@@ -149,6 +152,8 @@ pub struct MqttConfig {
     pub device_state_secs: u32,
     pub discovery: bool,
     pub discovery_prefix: String,
+    pub min_severity: Severity,
+    pub new_devices: NewDevices,
 }
 
 impl Default for MqttConfig {
@@ -167,6 +172,8 @@ impl Default for MqttConfig {
             device_state_secs: 60,
             discovery: true,
             discovery_prefix: "homeassistant".into(),
+            min_severity: Severity::Low,
+            new_devices: NewDevices::All,
         }
     }
 }
@@ -396,6 +403,8 @@ pub struct WebhookConfig {
     pub ca_file: Option<PathBuf>,
     pub timeout_secs: u32,
     pub queue: usize,
+    pub min_severity: Severity,
+    pub new_devices: NewDevices,
 }
 
 impl Default for WebhookConfig {
@@ -406,7 +415,196 @@ impl Default for WebhookConfig {
             ca_file: None,
             timeout_secs: 10,
             queue: 1000,
+            min_severity: Severity::Low,
+            new_devices: NewDevices::All,
         }
+    }
+}
+
+/// How an SMTP connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain SMTP upgraded with STARTTLS (port 587), which the server must offer.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS (port 25): for a relay on a trusted network, and never with a login.
+    None,
+}
+
+/// Alerts by email (off without a server).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    pub server: Option<String>,
+    pub port: Option<u16>,
+    pub security: Security,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub from: Option<String>,
+    pub to: Vec<String>,
+    pub status_url: Option<String>,
+    pub max_per_hour: u32,
+    pub timeout_secs: u32,
+    pub queue: usize,
+    pub min_severity: Severity,
+    pub new_devices: NewDevices,
+}
+
+impl Default for EmailConfig {
+    fn default() -> EmailConfig {
+        EmailConfig {
+            server: None,
+            port: None,
+            security: Security::Starttls,
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            from: None,
+            to: Vec::new(),
+            status_url: None,
+            max_per_hour: 10,
+            timeout_secs: 30,
+            queue: 1000,
+            min_severity: Severity::Low,
+            new_devices: NewDevices::None,
+        }
+    }
+}
+
+/// Whether `a` is a plain mail address (`local@domain`, printable ASCII, no spaces or
+/// brackets): all iotad puts between SMTP's `<` and `>`.
+fn mail_address(a: &str) -> bool {
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"<>()[]\\,;:\"@".contains(&b))
+    };
+    a.len() <= 254 && a.split_once('@').is_some_and(|(l, d)| ok(l) && ok(d))
+}
+
+impl EmailConfig {
+    /// The port: `email.port`, else the security's usual one.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            Security::Starttls => 587,
+            Security::Tls => 465,
+            Security::None => 25,
+        })
+    }
+
+    /// Checks the section's values; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(server) = &self.server else {
+            return Ok(());
+        };
+        if server.is_empty() || server.len() > 253 || !server.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(format!(
+                "email.server {server:?} is not a host name or address"
+            ));
+        }
+        if self.port == Some(0) {
+            return Err("email.port must be 1 to 65535 (or null)".into());
+        }
+        if self.to.is_empty() {
+            return Err("email.to: name at least one recipient".into());
+        }
+        for a in self.to.iter().chain(&self.from) {
+            if !mail_address(a) {
+                return Err(format!(
+                    "email.to / email.from: {a:?} is not a plain address like me@example.org"
+                ));
+            }
+        }
+        if self.password.is_some() && self.password_file.is_some() {
+            return Err("email.password and email.password_file: give one, not both".into());
+        }
+        if (self.password.is_some() || self.password_file.is_some()) && self.username.is_none() {
+            return Err("email.password needs email.username".into());
+        }
+        if self
+            .username
+            .as_deref()
+            .is_some_and(|u| u.is_empty() || u.contains(['\0', '\r', '\n']))
+        {
+            return Err("email.username must be printable".into());
+        }
+        if self.security == Security::None && self.username.is_some() {
+            return Err(
+                "email.username with email.security none would send the password in clear: \
+                 use starttls or tls"
+                    .into(),
+            );
+        }
+        if self.ca_file.is_some() && self.security == Security::None {
+            return Err("email.ca_file is for email.security starttls or tls".into());
+        }
+        if let Some(url) = &self.status_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.bytes().any(|b| !b.is_ascii_graphic())
+            {
+                return Err(format!("email.status_url {url:?} is not an http(s):// URL"));
+            }
+        }
+        if self.max_per_hour == 0 {
+            return Err("email.max_per_hour must be at least 1".into());
+        }
+        if !(1..=300).contains(&self.timeout_secs) {
+            return Err(format!(
+                "email.timeout_secs must be 1 to 300, not {}",
+                self.timeout_secs
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.queue) {
+            return Err(format!(
+                "email.queue must be 1 to 1000000, not {}",
+                self.queue
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The alert policy shared by MQTT, webhook and email (see [`crate::sink::policy`]).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    pub mute: Vec<String>,
+    pub device_per_hour: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            mute: Vec::new(),
+            device_per_hour: 30,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// The mutes, parsed.
+    pub fn mutes(&self) -> Result<Vec<Mute>, String> {
+        self.mute.iter().map(|m| Mute::parse(m)).collect()
+    }
+
+    /// A sink's policy: its own minimum severity and new devices, and the shared rest.
+    pub fn policy(
+        &self,
+        min_severity: Severity,
+        new_devices: NewDevices,
+    ) -> Result<Policy, String> {
+        Ok(Policy::new(
+            min_severity,
+            new_devices,
+            self.mutes()?,
+            self.device_per_hour,
+        ))
     }
 }
 
@@ -568,11 +766,32 @@ pub const KEYS: &[(&str, &str)] = &[
     ("mqtt.device_state_secs", "a device's state is published when it changes, at most this often (an anomaly at once)"),
     ("mqtt.discovery", "publish Home Assistant discovery configs (one per device)"),
     ("mqtt.discovery_prefix", "Home Assistant's discovery prefix"),
+    ("mqtt.min_severity", "least severity of an event published: low, medium or high (an incident's close follows its opening)"),
+    ("mqtt.new_devices", "new-device events published: all, fixed (not for randomized, locally administered MACs) or none"),
     ("webhook.url", "URL each event is POSTed to as JSON (http:// or https://), or null for none"),
     ("webhook.token_file", "file whose first line is sent as Authorization: Bearer, or null"),
     ("webhook.ca_file", "PEM file of the CA that signed an https:// server's certificate (null: the system's roots)"),
     ("webhook.timeout_secs", "seconds to connect, send and get an answer before trying again later"),
     ("webhook.queue", "events waiting for the receiver before the oldest is dropped (and counted)"),
+    ("webhook.min_severity", "least severity of an event POSTed: low, medium or high (an incident's close follows its opening)"),
+    ("webhook.new_devices", "new-device events POSTed: all, fixed (not for randomized, locally administered MACs) or none"),
+    ("email.server", "SMTP server mail is sent through, or null for no email"),
+    ("email.port", "its port (null: 587 for starttls, 465 for tls, 25 for none)"),
+    ("email.security", "starttls (required, not optional), tls (from the first byte) or none (a trusted relay, no login)"),
+    ("email.username", "user name to log in with (AUTH PLAIN, over TLS only), or null"),
+    ("email.password", "password to log in with, or null (see password_file)"),
+    ("email.password_file", "file holding the password (its first line), or null"),
+    ("email.ca_file", "PEM file of the CA that signed the server's certificate (null: the system's roots)"),
+    ("email.from", "sender address (null: iotad@HOSTNAME)"),
+    ("email.to", "recipient addresses"),
+    ("email.status_url", "the status page's URL for the link in each mail, or null for none"),
+    ("email.max_per_hour", "mails in any hour at most; beyond, events wait for one digest mail"),
+    ("email.timeout_secs", "seconds to connect and for each answer before trying again later"),
+    ("email.queue", "events waiting for the server before the oldest is dropped (and counted)"),
+    ("email.min_severity", "least severity of an incident mailed: low, medium or high (its close follows its opening)"),
+    ("email.new_devices", "new-device events mailed: all, fixed (not for randomized, locally administered MACs) or none"),
+    ("alerts.mute", "devices muted for MQTT, webhook and email until a time: [\"MAC until 2026-12-01T18:00:00Z\"]"),
+    ("alerts.device_per_hour", "events about one device a sink is given per hour at most (0: no limit)"),
     ("tune.at_start", "iotad run applies the tuning plan at start when it can, and undoes it at exit"),
     ("tune.root", "where sysfs and procfs are looked for (/sys, /proc under it; for tests)"),
     ("tune.governor", "CPU frequency governor set on every cpufreq policy, or null to leave it"),
@@ -685,6 +904,8 @@ impl Config {
         }
         self.mqtt.validate()?;
         self.webhook.validate()?;
+        self.email.validate()?;
+        self.alerts.mutes()?;
         self.tune.validate()?;
         self.http.validate()
     }

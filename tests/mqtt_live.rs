@@ -700,3 +700,119 @@ fn mqtts_with_a_ca_file_and_a_password_file() {
     drop(sub);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// One run of the daemon for the blackhole measurement: the scan at twice its pace, then a
+/// burst at top speed; the kernel's drops, the packets it received, and the events logged.
+fn capture_run(
+    dir: &Path,
+    name: &str,
+    mqtt: Option<u16>,
+    scan: &Path,
+    burst: &Path,
+) -> (u64, u64, Vec<Value>, String) {
+    let cfg = dir.join(format!("{name}.json"));
+    let mqtt_cfg = mqtt.map_or(String::new(), |port| {
+        format!(
+            r#""mqtt": {{"broker": "mqtt://127.0.0.1:{port}", "topic_base": "{BASE}", "queue": 2}}"#
+        )
+    });
+    std::fs::write(&cfg, format!("{{{mqtt_cfg}}}")).unwrap();
+    let veth = Veth::new(&name[..1]);
+    let log_file = dir.join(format!("{name}.jsonl"));
+    let d = Daemon::start(
+        dir,
+        name,
+        &[
+            "--config",
+            s(&cfg),
+            "--interface",
+            &veth.capture,
+            "--events",
+            s(&log_file),
+            "--state",
+            s(&dir.join(format!("{name}-state.json"))),
+            "--learning-windows",
+            "1",
+        ],
+    );
+    veth.play(scan, 2.0);
+    let t = Instant::now();
+    veth.play(burst, 0.0);
+    eprintln!("{name}: burst played in {:.2} s", t.elapsed().as_secs_f64());
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    let dropped = common::live::count_before(&log, "dropped by the kernel");
+    let received = common::live::count_before(&log, "received and");
+    (dropped, received, events(&log_file), log)
+}
+
+#[test]
+fn a_blackholed_broker_costs_the_capture_no_packets() {
+    const TEST: &str = "a_blackholed_broker_costs_the_capture_no_packets";
+    if let Some(why) = cannot_run(&[], "") {
+        eprintln!("\n*** SKIPPED {TEST}: {why} ***\n");
+        return;
+    }
+    let dir = scratch("mqtt-blackhole");
+    let (scan, burst) = (dir.join("scan.pcap"), dir.join("burst.pcap"));
+    synth(&scan, 3, 30, 3, &[&format!("portscan@20:{SCANNER}")]);
+    synth(&burst, 5, 600, 8, &[]);
+    // a "broker" that accepts TCP connections and never answers (never reads)
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hole.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hole.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(c);
+        }
+    });
+
+    let (base_drops, base_received, base_events, _) =
+        capture_run(&dir, "without", None, &scan, &burst);
+    let (drops, received, logged, log) = capture_run(&dir, "blackholed", Some(port), &scan, &burst);
+    eprintln!(
+        "kernel drops: {base_drops} of {base_received} packets without MQTT, {drops} of \
+         {received} with the broker blackholed ({} connections it accepted and never answered); \
+         events logged: {} and {}",
+        accepted.load(std::sync::atomic::Ordering::Relaxed),
+        base_events.len(),
+        logged.len()
+    );
+    assert!(
+        accepted.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "{log}"
+    );
+    // the daemon knew the broker was not answering, and detection went on regardless
+    assert!(
+        logged
+            .iter()
+            .any(|e| e["kind"] == "anomaly" && e["device"]["mac"] == SCANNER),
+        "{logged:?}"
+    );
+    assert!(
+        !log.contains(&format!("connected to mqtt://127.0.0.1:{port}")),
+        "{log}"
+    );
+    // the broker stayed down past the queue's size: the oldest were dropped, and counted
+    let dropped_events = common::live::count_before(&log, "dropped (queue full)");
+    let held = common::live::count_before(&log, "held back");
+    let left = common::live::count_before(&log, "not delivered at exit");
+    assert_eq!(left, 2, "the queue of 2 was full at exit: {log}");
+    assert_eq!(
+        dropped_events + held + left,
+        logged.len() as u64,
+        "every event logged was dropped, held back or left in the queue: {log}"
+    );
+    eprintln!("MQTT queue of 2: {dropped_events} events dropped and counted, {left} left at exit");
+    assert_eq!(received, base_received, "both runs saw the whole capture");
+    assert!(
+        drops <= base_drops,
+        "the blackholed broker cost {} packets",
+        drops - base_drops
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -21,7 +21,9 @@ use crate::config::{Config, DEFAULT_PATH};
 use crate::detect::Detector;
 use crate::engine::Engine;
 use crate::model::{self, Model};
-use crate::sink::{jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard};
+use crate::sink::{
+    email::Email, jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard,
+};
 use crate::status::{self, Recent, SinkStatus, Snapshot};
 use crate::tune;
 use notify::Notifier;
@@ -211,14 +213,21 @@ impl Daemon {
         if let Some(path) = &cfg.events.file {
             sinks.start("events", Box::new(JsonLines::open(path)?), cfg.events.queue);
         }
+        let alerts = &cfg.alerts;
         if let Some(w) = Webhook::open(&cfg.webhook)? {
-            sinks.start("webhook", Box::new(w), cfg.webhook.queue);
+            let policy = alerts.policy(cfg.webhook.min_severity, cfg.webhook.new_devices)?;
+            sinks.start_with("webhook", Box::new(w), cfg.webhook.queue, Some(policy));
+        }
+        if let Some(m) = Email::open(&cfg.email)? {
+            let policy = alerts.policy(cfg.email.min_severity, cfg.email.new_devices)?;
+            sinks.start_with("email", Box::new(m), cfg.email.queue, Some(policy));
         }
         let board = Arc::new(StatusBoard::default());
         let mqtt = MqttSink::start(&cfg.mqtt, &cfg.pipeline.oui_file, Arc::clone(&board))?;
         let board = match mqtt {
             Some(sink) => {
-                sinks.start("mqtt", Box::new(sink), cfg.mqtt.queue);
+                let policy = alerts.policy(cfg.mqtt.min_severity, cfg.mqtt.new_devices)?;
+                sinks.start_with("mqtt", Box::new(sink), cfg.mqtt.queue, Some(policy));
                 Some(board)
             }
             None => None,
@@ -479,17 +488,46 @@ impl Daemon {
             log::error!("SIGHUP: {why}; keeping the running model");
             return;
         }
-        if fresh.capture != self.cfg.capture
-            || fresh.pipeline != self.cfg.pipeline
-            || fresh.events != self.cfg.events
-            || fresh.mqtt != self.cfg.mqtt
-            || fresh.webhook != self.cfg.webhook
-            || fresh.http != self.cfg.http
-        {
+        // the alert policy takes effect now (a mute is the reason to send SIGHUP)
+        let policies = [
+            ("mqtt", fresh.mqtt.min_severity, fresh.mqtt.new_devices),
+            (
+                "webhook",
+                fresh.webhook.min_severity,
+                fresh.webhook.new_devices,
+            ),
+            ("email", fresh.email.min_severity, fresh.email.new_devices),
+        ];
+        for (sink, min_severity, new_devices) in policies {
+            let mutes = fresh.alerts.mutes().unwrap_or_default();
+            self.sinks.configure(sink, |p| {
+                p.configure(
+                    min_severity,
+                    new_devices,
+                    mutes,
+                    fresh.alerts.device_per_hour,
+                );
+            });
+        }
+        let unpoliced = |c: &Config| {
+            let mut c = c.clone();
+            let d = Config::default();
+            (c.mqtt.min_severity, c.mqtt.new_devices) = (d.mqtt.min_severity, d.mqtt.new_devices);
+            (c.webhook.min_severity, c.webhook.new_devices) =
+                (d.webhook.min_severity, d.webhook.new_devices);
+            (c.email.min_severity, c.email.new_devices) =
+                (d.email.min_severity, d.email.new_devices);
+            (
+                c.capture, c.pipeline, c.events, c.mqtt, c.webhook, c.email, c.http,
+            )
+        };
+        if unpoliced(&fresh) != unpoliced(&self.cfg) {
             log::warn!(
-                "SIGHUP: capture, pipeline, sink and http settings take effect at the next restart"
+                "SIGHUP: capture, pipeline, sink and http settings take effect at the next restart \
+                 (the alert policy took effect now)"
             );
         }
+        self.cfg.alerts = fresh.alerts;
         self.cfg.detect = fresh.detect;
         self.cfg.model = fresh.model;
         log::info!("SIGHUP: reloaded {}", path.display());

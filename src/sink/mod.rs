@@ -6,12 +6,17 @@
 //! delivered (at least once, in order); a failed delivery is retried after the sink's
 //! [`Sink::retry_delay`] (capped exponential backoff unless the sink paces itself).
 //!
+//! An alerting sink may have a [`policy::Policy`] (minimum severity, mutes, rate limits):
+//! [`Sinks::send`] asks it before queueing, and counts what it held back.
+//!
 //! Sinks that publish state rather than events (MQTT's retained device states) read the
 //! latest snapshot of the node from a [`StatusBoard`] the capture loop posts to, in
 //! [`Sink::idle`], which their thread calls between events.
 
+pub mod email;
 pub mod jsonl;
 pub mod mqtt;
+pub mod policy;
 pub mod tls;
 pub mod webhook;
 
@@ -23,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::detect::Event;
 use crate::engine::Status;
+use policy::Policy;
 
 /// Somewhere events go.
 pub trait Sink: Send {
@@ -115,6 +121,7 @@ pub struct Queue {
     next_seq: AtomicU64,
     dropped: AtomicU64,
     delivered: AtomicU64,
+    held: AtomicU64,
     closed: AtomicBool,
     /// When a closed queue's sink must have finished closing.
     close_by: Mutex<Option<Instant>>,
@@ -127,6 +134,9 @@ pub struct QueueStats {
     pub queued: usize,
     pub delivered: u64,
     pub dropped: u64,
+    /// Events the sink's alert policy held back (severity, mutes, rate limits).
+    #[serde(default)]
+    pub held: u64,
 }
 
 impl Queue {
@@ -143,6 +153,7 @@ impl Queue {
             next_seq: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
+            held: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             close_by: Mutex::new(None),
             name: name.to_string(),
@@ -202,6 +213,7 @@ impl Queue {
             queued: self.lock().len(),
             delivered: self.delivered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            held: self.held.load(Ordering::Relaxed),
         }
     }
 
@@ -226,6 +238,7 @@ impl Queue {
 /// One running sink: its queue and its thread.
 struct Running {
     name: String,
+    policy: Option<Policy>,
     queue: Arc<Queue>,
     thread: JoinHandle<()>,
 }
@@ -292,7 +305,18 @@ fn run(label: &str, q: &Queue, sink: &mut dyn Sink) {
 
 impl Sinks {
     /// Starts `sink` on its own thread behind a queue of `capacity` events.
-    pub fn start(&mut self, name: &str, mut sink: Box<dyn Sink>, capacity: usize) {
+    pub fn start(&mut self, name: &str, sink: Box<dyn Sink>, capacity: usize) {
+        self.start_with(name, sink, capacity, None);
+    }
+
+    /// Starts `sink` as [`Sinks::start`] does; `policy` says which events it is given.
+    pub fn start_with(
+        &mut self,
+        name: &str,
+        mut sink: Box<dyn Sink>,
+        capacity: usize,
+        policy: Option<Policy>,
+    ) {
         let queue = Arc::new(Queue::named(name, capacity));
         let q = Arc::clone(&queue);
         let label = name.to_string();
@@ -302,15 +326,44 @@ impl Sinks {
             .expect("spawning a thread");
         self.running.push(Running {
             name: name.to_string(),
+            policy,
             queue,
             thread,
         });
     }
 
-    /// Queues an event for every sink; never waits.
-    pub fn send(&self, e: &Event) {
-        for r in &self.running {
+    /// Queues an event for every sink whose policy lets it through; never waits.
+    pub fn send(&mut self, e: &Event) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        for r in &mut self.running {
+            if let Some(p) = &mut r.policy {
+                if let Err(why) = p.judge(e, now) {
+                    let held = r.queue.held.fetch_add(1, Ordering::Relaxed) + 1;
+                    if held.is_power_of_two() {
+                        log::info!(
+                            "sink {}: an event about {} held back ({why:?}; {held} so far)",
+                            r.name,
+                            e.device.mac
+                        );
+                    }
+                    continue;
+                }
+            }
             r.queue.push(e.clone());
+        }
+    }
+
+    /// Changes the policy of the sink named `name`, if it runs with one.
+    pub fn configure(&mut self, name: &str, f: impl FnOnce(&mut Policy)) {
+        if let Some(p) = self
+            .running
+            .iter_mut()
+            .find(|r| r.name == name)
+            .and_then(|r| r.policy.as_mut())
+        {
+            f(p);
         }
     }
 
@@ -334,11 +387,17 @@ impl Sinks {
         }
         let mut left = 0;
         for r in self.running {
-            let queued = r.queue.stats().queued;
-            left += queued;
-            if queued > 0 {
-                log::warn!("sink {}: {queued} events not delivered at exit", r.name);
-            }
+            let st = r.queue.stats();
+            left += st.queued;
+            log::info!(
+                "sink {}: {} events delivered, {} dropped (queue full), {} held back (alert \
+                 policy), {} not delivered at exit",
+                r.name,
+                st.delivered,
+                st.dropped,
+                st.held,
+                st.queued
+            );
             while !r.thread.is_finished() && Instant::now() < close_by {
                 std::thread::sleep(Duration::from_millis(5));
             }
