@@ -377,6 +377,8 @@ mod tests {
             severity: Severity::Low,
             explanation: vec![],
             detail: None,
+            role: None,
+            counterpart: None,
         }
     }
 
