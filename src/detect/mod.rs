@@ -1094,4 +1094,52 @@ mod tests {
         let last = *scores.last().unwrap();
         assert!(scores[900..].iter().all(|&s| s == last));
     }
+
+    /// A normally quiet device: a burst of 30 packets a minute (one busy window in six),
+    /// silence between. After learning, its silent windows must not outscore its ordinary
+    /// busy ones, and a window of two packets to somewhere must outscore its silence (the
+    /// model expects a burst's worth of packets after one: silence scored ~4.7 before).
+    #[test]
+    fn silence_of_a_quiet_device_never_outscores_its_ordinary_windows() {
+        let model = crate::model::file::built_in().unwrap();
+        let cfg = DetectConfig {
+            learning_windows: 120,
+            ..DetectConfig::default()
+        };
+        let mut det = Detector::new(model, cfg, 4, W);
+        let device = device(3);
+        let t0 = 1_700_000_000 * 1_000_000_000;
+        let mut busy = Features::ZERO;
+        busy.0[Feat::PktsOut as usize] = 30.0;
+        busy.0[Feat::BytesOut as usize] = 3000.0;
+        busy.0[Feat::TcpOut as usize] = 30.0;
+        let mut little = Features::ZERO;
+        little.0[Feat::PktsOut as usize] = 2.0;
+        little.0[Feat::BytesOut as usize] = 140.0;
+        let (mut silent, mut ordinary) = (Vec::new(), Vec::new());
+        for i in 0..300u64 {
+            let f = if i % 6 == 0 { &busy } else { &Features::ZERO };
+            let o = det.on_window(0, &device, t0 + i * W, f);
+            if i >= 120 {
+                if i % 6 == 0 {
+                    ordinary.push(o.score);
+                } else {
+                    silent.push(o.score);
+                }
+                assert!(!o.alerting, "window {i} alerts: {:?}", o.events);
+            }
+        }
+        let loudest_silence = silent.iter().copied().fold(0f32, f32::max);
+        let quietest = ordinary.iter().copied().fold(f32::MAX, f32::min);
+        assert!(
+            loudest_silence <= quietest,
+            "silence scores up to {loudest_silence}, ordinary windows from {quietest}"
+        );
+        let o = det.on_window(0, &device, t0 + 301 * W, &little);
+        assert!(
+            o.score > loudest_silence,
+            "{} <= {loudest_silence}",
+            o.score
+        );
+    }
 }
