@@ -3,6 +3,7 @@
 #   make test   the whole suite: format, lints, unit and integration tests
 #   make bench  speed and memory on this machine
 #   make variants  detection on variants of ../shared/data's scenarios (other starts, other attackers)
+#   make readme-eval  regenerate the README's evaluation table from `iotad eval --markdown`
 #   make aarch64       the fully static Raspberry Pi binary (aarch64-unknown-linux-musl)
 #   make test-aarch64  its unit tests and an end-to-end replay under qemu-user
 #   make deploy PI=user@host     install it on a Pi over ssh as a hardened service (BIN= a binary)
@@ -43,7 +44,7 @@ MODEL := models/iotad.gguf
 MODEL_SEEDS := 11 12 13 14 15 16
 MODEL_DIR := target/model
 
-.PHONY: all build deps test-deps rust demo test lint bench variants clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64 deploy uninstall
+.PHONY: all build deps test-deps rust demo test lint bench variants readme-eval clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64 deploy uninstall
 
 all: build
 
@@ -124,6 +125,18 @@ variants: build
 	python3 tests/variants.py $(SHARED_DATA) $(VARIANTS_DIR)
 	$(BIN) eval $(VARIANTS_DIR)/new/MANIFEST.json
 	$(BIN) eval $(VARIANTS_DIR)/known/MANIFEST.json
+
+# `make readme-eval`: the README's evaluation table (between its eval-table markers) from
+# `iotad eval --markdown` on all of ../shared/data, with the date and the model's name.
+readme-eval: build
+	@[ -f $(SHARED_DATA)/MANIFEST.json ] || { echo "no $(SHARED_DATA)/MANIFEST.json" >&2; exit 1; }
+	$(BIN) eval --markdown $(SHARED_DATA)/MANIFEST.json > target/eval-table.md
+	@awk -v f=target/eval-table.md 'BEGIN { while ((getline l < f) > 0) t = t l "\n" } \
+	  /^<!-- eval-table begin/ { print; printf "%s", t; skip = 1; next } \
+	  /^<!-- eval-table end/ { skip = 0 } !skip' README.md > target/README.md.new
+	@grep -q '^<!-- eval-table end' target/README.md.new || { echo "README.md has no eval-table markers" >&2; exit 1; }
+	@mv target/README.md.new README.md
+	@echo "README.md: evaluation table regenerated"
 
 clean:
 	$(CARGO) clean

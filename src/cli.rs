@@ -275,6 +275,10 @@ pub struct EvalArgs {
     /// print JSON instead of a table
     #[argh(switch)]
     pub json: bool,
+    /// print the table as Markdown, headed by the model's name, the date and the number of
+    /// captures (the README's evaluation table: `make readme-eval`)
+    #[argh(switch)]
+    pub markdown: bool,
 }
 
 /// Measure the pipeline's speed and memory on a capture (a synthesized one by default).

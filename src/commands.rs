@@ -472,6 +472,20 @@ pub fn eval(a: crate::cli::EvalArgs) -> CmdResult {
             "{}",
             serde_json::to_string_pretty(&reports).map_err(|e| e.to_string())?
         );
+    } else if a.markdown {
+        let name = match &a.model {
+            Some(p) => format!("`{}`", p.display()),
+            None => "built in (`models/iotad.gguf`, Q8_0)".into(),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let date: String = crate::export::Rfc3339(now)
+            .to_string()
+            .chars()
+            .take(10)
+            .collect();
+        print!("{}", crate::eval::markdown(&reports, &name, &date));
     } else {
         print!("{}", crate::eval::table(&reports));
     }

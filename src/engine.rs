@@ -293,11 +293,12 @@ fn score(
         return;
     }
     let outcome = detector.as_mut().map(|d| {
-        d.on_window(
+        d.on_window_with(
             w.closed.device as usize,
             device,
             w.closed.start_ns,
             w.closed.features,
+            w.closed.peers,
         )
     });
     on(Scored {

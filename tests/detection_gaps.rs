@@ -163,3 +163,69 @@ fn a_miner_is_alerted_by_the_service_it_never_used() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A device under attack is alerted as the target and names its attacker: a port scan, a
+/// UDP flood and a telnet brute force, each from another device after an hour of learning.
+/// Every victim's incident says `"role": "target"` with the attacker's address as its
+/// counterpart, and every attacker's says `"role": "source"`.
+#[test]
+fn targets_are_alerted_as_targets_naming_the_attacker() {
+    let dir = scratch("gaps-targets");
+    let pcap = dir.join("targets.pcap");
+    // (attacker, its victim: the next device)
+    let pairs = [
+        (
+            "portscan@3900+60:02:10:00:00:00:00",
+            "02:10:00:00:00:00",
+            "02:10:01:00:00:01",
+        ),
+        (
+            "udpflood@4500+60:02:10:02:00:00:02",
+            "02:10:02:00:00:02",
+            "02:10:03:00:00:03",
+        ),
+        (
+            "telnet-brute@5100+120:02:10:00:00:00:04",
+            "02:10:00:00:00:04",
+            "02:10:01:00:00:05",
+        ),
+    ];
+    let specs: Vec<&str> = pairs.iter().map(|p| p.0).collect();
+    synth(&pcap, 23, 5700, 6, &specs);
+    let events: Vec<serde_json::Value> = ok(&["replay", s(&pcap), "--json"])
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "anomaly" && e["phase"] == "open")
+        .collect();
+    let by = |mac: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["device"]["mac"] == mac)
+            .collect()
+    };
+    for (spec, attacker, victim) in pairs {
+        let a = by(attacker);
+        assert!(
+            !a.is_empty(),
+            "{spec}: the attacker is not alerted: {events:?}"
+        );
+        assert!(
+            a.iter().all(|e| e["role"] == "source"),
+            "{spec}: the attacker is not the source: {a:?}"
+        );
+        let ip = a[0]["device"]["ipv4"][0].as_str().unwrap();
+        let v = by(victim);
+        assert!(
+            !v.is_empty(),
+            "{spec}: the victim is not alerted: {events:?}"
+        );
+        for e in v {
+            assert_eq!(e["role"], "target", "{spec}: {e}");
+            assert_eq!(
+                e["counterpart"]["ip"], ip,
+                "{spec}: the attacker is not named: {e}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

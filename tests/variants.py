@@ -10,7 +10,8 @@ repository), writes two labelled sets into OUT, each with its own MANIFEST.json 
                 alignment with the 10-s windows): the attacker is a device nobody has seen;
   OUT/known/    every attack whose attacker has a MAC, its attacker's frames rewritten to the
                 MAC and IPv4 address of a benign device (the Blink camera, then the Lockly hub),
-                starting at 17:00: a device compromised after two hours of learning.
+                starting at 17:00: a device compromised after two hours of learning. Only the
+                first attacker's frames are kept, so only its attacks are labelled.
 
 Needs python3 and editcap / mergecap (Debian: wireshark-common). Usage:
     tests/variants.py SHARED_DATA_DIR OUT
@@ -150,7 +151,11 @@ def main(data, out):
                 mac_bytes(new_mac), ipv4_bytes(new_ip), shift, tmp,
             )
             run("mergecap", "-F", "pcap", "-w", os.path.join(out, "known", name), *benign, attack)
-            truth = shifted_truth(c, shift, (new_mac, new_ip))
+            # only the attacks of the attacker whose frames were kept: a capture with several
+            # attackers (three crypto-miners) replayed by one device holds that one's attack,
+            # and labelling the others' with the device named attacks that are not there
+            kept = [g for g in c["ground_truth"] if g["attacker"].get("mac") == attacker["mac"]]
+            truth = shifted_truth(dict(c, ground_truth=kept), shift, (new_mac, new_ip))
             known.append({"file": name, "type": "scenario", "ground_truth": truth})
     for kind, captures in (("new", new), ("known", known)):
         with open(os.path.join(out, kind, "MANIFEST.json"), "w") as f:

@@ -77,6 +77,29 @@ impl ThresholdSource {
     }
 }
 
+/// What a device is in an anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// It sent the anomalous traffic (a scan, a flood, a tunnel, a brute force from it).
+    Source,
+    /// It received it: the target of a scan, flood or brute force from the counterpart.
+    Target,
+}
+
+/// The remote station that dominates an anomaly: for a target the one that sent it the
+/// most packets (the attacker), for a source the one it sent the most to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Counterpart {
+    pub ip: String,
+    /// The device's port it hit (target) or the remote port (source), when the window's
+    /// packets used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Packets exchanged with it in the window (an estimate, never below the true count).
+    pub packets: u32,
+}
+
 /// One feature's part in an explanation.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Contribution {
@@ -149,6 +172,12 @@ pub struct Event {
     /// What happened, in words, for events about who is who (routers, ARP, floods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// For anomalies: whether the device is the incident's source or its target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// For anomalies: the remote station that dominates it (the attacker of a target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterpart: Option<Counterpart>,
 }
 
 impl Event {

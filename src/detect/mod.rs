@@ -19,15 +19,17 @@
 pub mod event;
 pub mod state;
 
-pub use event::{Contribution, DeviceRef, Event, EventKind, Phase, Severity, ThresholdSource};
+pub use event::{
+    Contribution, Counterpart, DeviceRef, Event, EventKind, Phase, Role, Severity, ThresholdSource,
+};
 
 use std::path::Path;
 
 use crate::device::Device;
 use crate::export::Rfc3339;
 use crate::model::{Model, Scratch, State, MAX_BATCH};
-use crate::window::features::{F, FEATURES};
-use crate::window::Features;
+use crate::window::features::{Feat, F, FEATURES};
+use crate::window::{Features, Peer, Peers};
 use crate::wire::Mac;
 
 /// Detection settings: the `detect` section of the configuration file.
@@ -58,6 +60,22 @@ pub struct DetectConfig {
     /// new, judged against the population threshold until it has learned its own.
     #[serde(skip)]
     pub network_learned: bool,
+    /// What a window is compared with: the model's prediction, or (the ablation `iotad
+    /// eval` reports beside it) the device's learning-period mean.
+    #[serde(skip)]
+    pub predictor: Predictor,
+}
+
+/// What a device's window is scored against.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Predictor {
+    /// The LSTM+RNN's prediction from the device's earlier windows.
+    #[default]
+    Model,
+    /// No sequence model: the mean of the device's windows while it learned (standardized),
+    /// frozen once its threshold is fitted; everything else is the same detector. This is
+    /// the ablation that shows what the LSTM+RNN adds.
+    LearningMean,
 }
 
 impl DetectConfig {
@@ -83,6 +101,7 @@ impl Default for DetectConfig {
             persist: 3.0,
             parked_devices: 1024,
             network_learned: false,
+            predictor: Predictor::Model,
         }
     }
 }
@@ -96,6 +115,11 @@ struct Incident {
     max_score: f32,
     /// The features that opened or worsened it (bit j: feature j).
     features: u64,
+    /// What the device is in it, and who the other side is, as its first window said.
+    #[serde(default)]
+    role: Option<Role>,
+    #[serde(default)]
+    counterpart: Option<Counterpart>,
 }
 
 #[derive(Clone, Debug)]
@@ -128,6 +152,10 @@ struct DeviceState {
     /// The last step was a silent window that moved neither state nor prediction by more
     /// than [`REST_TOLERANCE`]: further silent windows are not stepped.
     at_rest: bool,
+    /// With [`Predictor::LearningMean`]: the sum of the standardized windows it learned on,
+    /// and how many (not saved: the ablation lives in `iotad eval` only).
+    mean_sum: [f32; F],
+    mean_n: u32,
 }
 
 impl DeviceState {
@@ -152,6 +180,8 @@ impl DeviceState {
             queued: false,
             announced: false,
             at_rest: false,
+            mean_sum: [0.0; F],
+            mean_n: 0,
         }
     }
 
@@ -165,16 +195,19 @@ impl DeviceState {
         )
     }
 
-    /// Learns from one window (standardized: `z`) while the device has no threshold: its
+    /// Learns from one window (standardized: `z`; `silent`: the device sent and received
+    /// nothing in it) while the device has no threshold: its
     /// typical errors over the first `half` windows, then the scores those give over the
     /// next `half`, whose maximum with a margin and a floor becomes its threshold. `ends`
     /// says whether the network's first half, and its whole learning period, end with this
     /// window: a device that appeared during it finishes each half with the network's (given
     /// at least [`MIN_PHASE`] windows in it), so that one that appeared late is not left on
     /// the population threshold after it.
+    #[allow(clippy::too_many_arguments)]
     fn learn(
         &mut self,
         z: &[f32; F],
+        silent: bool,
         half: u32,
         ends: [bool; 2],
         cfg: &DetectConfig,
@@ -199,7 +232,12 @@ impl DeviceState {
                 }
             }
             Some(own) => {
-                let own = crate::model::score(&crate::model::errors(z, &self.pred, own, floors));
+                // a silent window scores zero when judged, so it does here
+                let own = if silent {
+                    0.0
+                } else {
+                    crate::model::score(&crate::model::errors(z, &self.pred, own, floors))
+                };
                 self.threshold_scored += 1;
                 self.max_learning = self.max_learning.max(own);
                 if self.threshold_scored >= half || (ends[1] && self.threshold_scored >= MIN_PHASE)
@@ -240,6 +278,8 @@ impl DeviceState {
                         id: *incidents,
                         max_score: s,
                         features: worst(),
+                        role: None,
+                        counterpart: None,
                     });
                     phase = Some(Phase::Open);
                 }
@@ -265,6 +305,64 @@ impl DeviceState {
         }
         (phase, id)
     }
+}
+
+/// Features that count what a device received unasked, or its refusals of it (resets): a
+/// device whose anomaly is mostly these is its target (a scan's, a flood's, a brute
+/// force's), not its source. Replies to what it sent (SYN-ACKs, resets, unreachables
+/// received) are not among them: a scanner gets those.
+const RECEIVED: [Feat; 12] = [
+    Feat::PktsIn,
+    Feat::BytesIn,
+    Feat::RemoteIpsIn,
+    Feat::PortsSynIn,
+    Feat::TcpIn,
+    Feat::SynIn,
+    Feat::TcpPayloadIn,
+    Feat::UdpIn,
+    Feat::UdpPayloadIn,
+    Feat::IcmpIn,
+    Feat::IcmpPayloadIn,
+    Feat::RstOut,
+];
+
+/// Whether a window with these errors makes the device the anomaly's target: its `n`
+/// largest errors weigh more on what it received unasked than on anything else, or the
+/// window is a conversation with one peer (the heaviest each way) that kept opening
+/// connections to it (a brute-force victim answering its attacker moves mostly its own
+/// outgoing features), or it received far more than it sent (a flood's victim).
+fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
+    let mut order: Vec<usize> = (0..F).collect();
+    order.sort_by(|&a, &b| errs[b].total_cmp(&errs[a]).then(a.cmp(&b)));
+    let (mut received, mut other) = (0f32, 0f32);
+    for &j in order.iter().take(n.max(1)) {
+        if RECEIVED.iter().any(|r| *r as usize == j) {
+            received += errs[j];
+        } else {
+            other += errs[j];
+        }
+    }
+    let opened_to_it = peers.inbound.ip.is_some()
+        && peers.inbound.ip == peers.outbound.ip
+        && f[Feat::SynIn] >= 3.0
+        && f[Feat::SynIn] > 2.0 * f[Feat::SynOut];
+    // a flood's victim receives far more than it sends (TCP acknowledges at least every
+    // other segment: a download stays under 4 to 1)
+    let flooded = f[Feat::PktsIn] >= 50.0 && f[Feat::PktsIn] > 4.0 * f[Feat::PktsOut];
+    if received > other || opened_to_it || flooded {
+        Role::Target
+    } else {
+        Role::Source
+    }
+}
+
+/// The counterpart an event names: the peer, when the window had one.
+fn counterpart(p: &Peer) -> Option<Counterpart> {
+    p.ip.map(|ip| Counterpart {
+        ip: ip.to_string(),
+        port: p.port,
+        packets: p.packets,
+    })
 }
 
 /// A device silent long enough that one more silent step moves its hidden states and
@@ -427,6 +525,19 @@ impl Detector {
         start_ns: u64,
         features: &Features,
     ) -> Outcome {
+        self.on_window_with(slot, device, start_ns, features, &Peers::default())
+    }
+
+    /// [`Detector::on_window`] with the window's heaviest peers, which an incident's events
+    /// name as its counterpart.
+    pub fn on_window_with(
+        &mut self,
+        slot: usize,
+        device: &Device,
+        start_ns: u64,
+        features: &Features,
+        peers: &Peers,
+    ) -> Outcome {
         let mut events = Vec::new();
         let window = start_ns / self.window_ns;
         self.begin(start_ns);
@@ -476,6 +587,15 @@ impl Detector {
         let population_threshold = self.threshold_for_new();
         let floors = &self.floors;
         let d = self.devices[slot].as_mut().expect("set above");
+        let by_mean = self.cfg.predictor == Predictor::LearningMean;
+        if by_mean {
+            // the ablation: the mean of what it did while learning (silence before anything)
+            d.pred = if d.mean_n == 0 {
+                self.silent
+            } else {
+                std::array::from_fn(|j| d.mean_sum[j] / d.mean_n as f32)
+            };
+        }
         let pred = d.pred;
         // judged on the device's own scale once its threshold is known, on the population's
         // before; a window scores as normal when no more than the device's learning period did
@@ -489,7 +609,16 @@ impl Detector {
                 ThresholdSource::Population,
             ),
         };
-        let errs = crate::model::errors(&z, &pred, scale, floors);
+        // a window in which the device sent and received nothing is no evidence of anything
+        // it did: it scores zero, whatever the model expected (after a busy window the
+        // sequence model expects dozens of packets of every later silent window, and such
+        // silence outscored low-activity attack windows: a miner's keep-alives)
+        let silent = features.0 == Features::ZERO.0;
+        let errs = if silent {
+            [0f32; F]
+        } else {
+            crate::model::errors(&z, &pred, scale, floors)
+        };
         let s = crate::model::score(&errs);
         // after the start, a device still learning does not learn from windows that alert (a
         // rogue device's attack must not become its normal)
@@ -499,7 +628,13 @@ impl Detector {
                 at(first + u64::from(half)),
                 at(first + u64::from(self.cfg.learning_windows)),
             ];
-            d.learn(&z, half, ends, &self.cfg, population, floors);
+            d.learn(&z, silent, half, ends, &self.cfg, population, floors);
+            if by_mean {
+                d.mean_n += 1;
+                for j in 0..F {
+                    d.mean_sum[j] += z[j];
+                }
+            }
         }
         if log::log_enabled!(log::Level::Trace) {
             let why = self.explain(features, &errs, &pred);
@@ -509,6 +644,7 @@ impl Detector {
         d.last_window = window;
         d.last_score = s;
         let above = !in_warmup && s > threshold;
+        let before = d.incident.as_ref().map(|i| (i.role, i.counterpart.clone()));
         let (phase, incident) = d.track(
             s,
             &errs,
@@ -518,6 +654,20 @@ impl Detector {
             &mut self.incidents,
         );
         let alerting = d.incident.is_some();
+        // what the device is in the incident, decided by the window that opened it
+        let (role, counterpart) = match (phase, &mut d.incident) {
+            (Some(Phase::Open), Some(i)) => {
+                let r = role_of(&errs, self.cfg.explain, features, peers);
+                i.role = Some(r);
+                i.counterpart = counterpart(match r {
+                    Role::Target => &peers.inbound,
+                    Role::Source => &peers.outbound,
+                });
+                (i.role, i.counterpart.clone())
+            }
+            (_, Some(i)) => (i.role, i.counterpart.clone()),
+            (_, None) => before.unwrap_or((None, None)),
+        };
         // advance the device's state by exactly one step; during an incident the model is fed
         // what it expected, so that an attack does not become the new normal (for at most
         // `adapt_after` windows: a lasting change does)
@@ -527,7 +677,8 @@ impl Detector {
         } else {
             z
         };
-        if d.at_rest && input == self.silent {
+        if by_mean || (d.at_rest && input == self.silent) {
+            // the ablation steps no model
             self.stats.steps_skipped += 1;
         } else {
             d.queued = true;
@@ -551,6 +702,8 @@ impl Detector {
                 threshold_source: source,
                 severity,
                 explanation: self.explain(features, &errs, &pred),
+                role,
+                counterpart,
                 ..self.event(EventKind::Anomaly, device, start_ns)
             });
         }
@@ -580,6 +733,8 @@ impl Detector {
             severity: Severity::Low,
             explanation: Vec::new(),
             detail: None,
+            role: None,
+            counterpart: None,
         }
     }
 
@@ -777,6 +932,8 @@ impl Detector {
             severity: Severity::High,
             explanation: Vec::new(),
             detail: Some(detail),
+            role: None,
+            counterpart: None,
         }
     }
 
@@ -981,5 +1138,53 @@ mod tests {
         // at rest the score is the last stepped one's: silence stays as ordinary as it was
         let last = *scores.last().unwrap();
         assert!(scores[900..].iter().all(|&s| s == last));
+    }
+
+    /// A normally quiet device: a burst of 30 packets a minute (one busy window in six),
+    /// silence between. After learning, its silent windows must not outscore its ordinary
+    /// busy ones, and a window of two packets to somewhere must outscore its silence (the
+    /// model expects a burst's worth of packets after one: silence scored ~4.7 before).
+    #[test]
+    fn silence_of_a_quiet_device_never_outscores_its_ordinary_windows() {
+        let model = crate::model::file::built_in().unwrap();
+        let cfg = DetectConfig {
+            learning_windows: 120,
+            ..DetectConfig::default()
+        };
+        let mut det = Detector::new(model, cfg, 4, W);
+        let device = device(3);
+        let t0 = 1_700_000_000 * 1_000_000_000;
+        let mut busy = Features::ZERO;
+        busy.0[Feat::PktsOut as usize] = 30.0;
+        busy.0[Feat::BytesOut as usize] = 3000.0;
+        busy.0[Feat::TcpOut as usize] = 30.0;
+        let mut little = Features::ZERO;
+        little.0[Feat::PktsOut as usize] = 2.0;
+        little.0[Feat::BytesOut as usize] = 140.0;
+        let (mut silent, mut ordinary) = (Vec::new(), Vec::new());
+        for i in 0..300u64 {
+            let f = if i % 6 == 0 { &busy } else { &Features::ZERO };
+            let o = det.on_window(0, &device, t0 + i * W, f);
+            if i >= 120 {
+                if i % 6 == 0 {
+                    ordinary.push(o.score);
+                } else {
+                    silent.push(o.score);
+                }
+                assert!(!o.alerting, "window {i} alerts: {:?}", o.events);
+            }
+        }
+        let loudest_silence = silent.iter().copied().fold(0f32, f32::max);
+        let quietest = ordinary.iter().copied().fold(f32::MAX, f32::min);
+        assert!(
+            loudest_silence <= quietest,
+            "silence scores up to {loudest_silence}, ordinary windows from {quietest}"
+        );
+        let o = det.on_window(0, &device, t0 + 301 * W, &little);
+        assert!(
+            o.score > loudest_silence,
+            "{} <= {loudest_silence}",
+            o.score
+        );
     }
 }

@@ -151,6 +151,8 @@ impl SavedDevice {
             queued: false,
             announced: true,
             at_rest: false,
+            mean_sum: [0.0; F],
+            mean_n: 0,
         })
     }
 }

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::PipelineConfig;
-use crate::detect::{DetectConfig, Detector, MIN_PHASE};
+use crate::detect::{DetectConfig, Detector, Predictor, MIN_PHASE};
 use crate::engine::{self, Engine, Scored};
 use crate::model::Model;
 use crate::window::Feat;
@@ -264,6 +264,13 @@ pub struct Scores {
     pub false_alerts_per_device_hour: f64,
     /// Every feature the first alert's explanation named, most to least.
     pub first_alert_explanation: Vec<String>,
+    /// Victims (of [`CaptureReport::victims`]) alerted on after learning as targets (an
+    /// incident whose role is `target`), and of those, the ones whose event named an
+    /// attacker's address as the counterpart. Not false alerts: counted apart.
+    pub victims_alerted_as_targets: usize,
+    pub targets_naming_the_attacker: usize,
+    /// Incidents opened on victims that do not call them targets.
+    pub victim_alerts_not_as_target: usize,
 }
 
 /// Results on one capture.
@@ -276,10 +283,16 @@ pub struct CaptureReport {
     pub positive_windows: usize,
     pub negative_windows: usize,
     pub benign_device_hours: f64,
+    /// Victims with a window after learning (named by the ground truth, or stations the
+    /// attack packets were addressed to).
+    pub victims: usize,
     /// With `--finetune`: what the model was fine-tuned on (none when the capture has too
     /// little benign prefix to train on; the shipped model is used then).
     pub finetuned: Option<Finetuned>,
     pub model: Scores,
+    /// The same detector with the LSTM+RNN's prediction replaced by each device's
+    /// learning-period mean ([`crate::detect::Predictor::LearningMean`]): what the model adds.
+    pub ablation: Scores,
     pub baseline: Scores,
 }
 
@@ -340,6 +353,9 @@ struct Tally {
     above: usize,
     first_alert: BTreeMap<usize, (u64, Vec<String>)>,
     false_alerts: usize,
+    targets: BTreeSet<Mac>,
+    naming: BTreeSet<Mac>,
+    not_as_target: usize,
 }
 
 impl Tally {
@@ -371,6 +387,9 @@ impl Tally {
                 .next()
                 .map(|(_, f)| f.clone())
                 .unwrap_or_default(),
+            victims_alerted_as_targets: self.targets.len(),
+            targets_naming_the_attacker: self.naming.len(),
+            victim_alerts_not_as_target: self.not_as_target,
         }
     }
 }
@@ -428,12 +447,22 @@ pub fn evaluate(
             finetuned = Some(info);
         }
     }
+    let mut ablation = Detector::new(
+        model.clone(),
+        DetectConfig {
+            predictor: Predictor::LearningMean,
+            ..dcfg.clone()
+        },
+        crate::device::MAX_DEVICES,
+        window_ns,
+    );
     let det = Detector::new(model.clone(), dcfg, crate::device::MAX_DEVICES, window_ns);
     let mut engine = Engine::new(&cfg, crate::capture::LinkType::Ethernet, Some(det))?;
     let mut base = Baseline::new(learning, crate::device::MAX_DEVICES, window_ns);
     base.begin(first_ts);
-    let (mut tm, mut tb) = (Tally::default(), Tally::default());
+    let (mut tm, mut ta, mut tb) = (Tally::default(), Tally::default(), Tally::default());
     let mut benign_windows = 0u64;
+    let mut victims = BTreeSet::new();
     let first_window = first_ts / window_ns;
     let truth = attack_packets(c, window_ns)?;
     let role = |mac: &Mac, ips: &[IpAddr]| -> (Option<usize>, bool) {
@@ -449,6 +478,7 @@ pub fn evaluate(
         let (dev, start, f, slot) = (w.device, w.start_ns, w.features, w.slot as usize);
         let om = w.outcome.expect("the engine has a detector");
         let ob = base.on_window(slot, dev.mac, start, f);
+        let oa = ablation.on_window(slot, dev, start, f);
         let ips: Vec<IpAddr> = dev
             .identity
             .ipv4
@@ -466,14 +496,26 @@ pub fn evaluate(
                     .collect()
             })
         };
-        for (t, score, alerting, open) in [
-            (&mut tm, om.score, om.alerting, opened(om)),
+        // the role and counterpart of an incident it opened
+        let cast = |o: &crate::detect::Outcome| {
+            o.events
+                .iter()
+                .find(|e| e.opens())
+                .map(|e| (e.role, e.counterpart.as_ref().map(|c| c.ip.clone())))
+        };
+        if victim && attacker.is_none() && after_learning {
+            victims.insert(dev.mac);
+        }
+        for (t, score, alerting, open, role) in [
+            (&mut tm, om.score, om.alerting, opened(om), cast(om)),
+            (&mut ta, oa.score, oa.alerting, opened(&oa), cast(&oa)),
             (
                 &mut tb,
                 ob.score,
                 ob.alerting,
                 ob.opened
                     .then(|| ob.feature.iter().map(|f| f.to_string()).collect()),
+                None,
             ),
         ] {
             match attacker {
@@ -503,7 +545,19 @@ pub fn evaluate(
                         }
                     }
                 }
-                None if victim => {}
+                None if victim => match role {
+                    Some((Some(crate::detect::Role::Target), ip)) if after_learning => {
+                        t.targets.insert(dev.mac);
+                        let named = ip.and_then(|ip| ip.parse::<IpAddr>().ok());
+                        if named.is_some_and(|ip| {
+                            c.attacks.iter().any(|a| a.attacker_ips.contains(&ip))
+                        }) {
+                            t.naming.insert(dev.mac);
+                        }
+                    }
+                    Some(_) if after_learning => t.not_as_target += 1,
+                    _ => {}
+                },
                 None => {
                     if after_learning {
                         t.neg.push(score);
@@ -540,8 +594,10 @@ pub fn evaluate(
         positive_windows: tm.pos.len(),
         negative_windows: tm.neg.len(),
         benign_device_hours: hours,
+        victims: victims.len(),
         finetuned,
         model: tm.finish(&c.attacks, hours),
+        ablation: ta.finish(&c.attacks, hours),
         baseline: tb.finish(&c.attacks, hours),
     })
 }
@@ -625,12 +681,12 @@ pub fn first_timestamp(path: &Path) -> Result<u64, String> {
         .unwrap_or(0))
 }
 
-/// A table for people.
+/// A table for people: the model, the ablation and the baseline side by side.
 pub fn table(reports: &[CaptureReport]) -> String {
     let mut s = format!(
-        "{:<46} {:<22} {:>6} {:>6} | {:>6} {:>5} {:>7} {:>6} {:>8} {:<22} | {:>6} {:>5} {:>7} {:>6} {:>8}\n",
+        "{:<46} {:<22} {:>6} {:>6} | {:>6} {:>5} {:>7} {:>6} {:>8} {:<22} | {:>6} {:>5} {:>7} {:>6} {:>8} | {:>6} {:>5} {:>7} {:>6} {:>8}\n",
         "capture", "attack", "pos", "neg", "AUC", "alert", "delay s", "above", "FA/dev-h", "first alert names",
-        "AUC", "alert", "delay s", "above", "FA/dev-h"
+        "AUC", "alert", "delay s", "above", "FA/dev-h", "AUC", "alert", "delay s", "above", "FA/dev-h"
     );
     let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
     for r in reports {
@@ -640,16 +696,12 @@ pub fn table(reports: &[CaptureReport]) -> String {
                 f(x.auc, 3),
                 format!("{}/{}", x.attacks_alerted, x.attacks),
                 f(x.delay_s, 0),
-                if x.attacks > 0 {
-                    format!("{:.0}%", x.attack_windows_above * 100.0)
-                } else {
-                    "-".into()
-                },
+                above(x),
                 format!("{:.3}", x.false_alerts_per_device_hour)
             )
         };
         s += &format!(
-            "{:<46} {:<22} {:>6} {:>6} | {} {:<22} | {}\n",
+            "{:<46} {:<22} {:>6} {:>6} | {} {:<22} | {} | {}\n",
             r.file.chars().take(46).collect::<String>(),
             r.attack.chars().take(22).collect::<String>(),
             r.positive_windows,
@@ -659,17 +711,119 @@ pub fn table(reports: &[CaptureReport]) -> String {
                 .first_alert_explanation
                 .first()
                 .map_or("-", String::as_str),
+            row(&r.ablation),
             row(&r.baseline)
         );
     }
-    s += "columns: model (LSTM+RNN) | baseline (per-device z-score); pos/neg = attack / benign windows;\n";
-    s += "alert = attacks alerted; above = attack windows alerted on (in an open incident); FA/dev-h = false alerts per benign device-hour\n";
+    s += "columns: model (LSTM+RNN) | ablation (the same detector, each device's learning-period mean for the LSTM+RNN's prediction) | baseline (per-device z-score);\n";
+    s += "pos/neg = attack / benign windows; alert = attacks alerted; above = attack windows alerted on (in an open incident); FA/dev-h = false alerts per benign device-hour\n";
+    s += &summary(reports);
     for r in reports.iter().filter(|r| r.finetuned.is_some()) {
         let t = r.finetuned.as_ref().expect("filtered");
         s += &format!(
             "fine-tuned for {}: {} windows of {} devices, {} epochs, validation loss {:.4}, {:.0} s\n",
             r.file, t.windows, t.devices, t.epochs, t.validation_loss, t.seconds
         );
+    }
+    s
+}
+
+/// The share of attack windows alerted on, as a percentage ("-" without attacks).
+fn above(x: &Scores) -> String {
+    if x.attacks > 0 {
+        format!("{:.0}%", x.attack_windows_above * 100.0)
+    } else {
+        "-".into()
+    }
+}
+
+/// The figures the targets are about, over all reports, for each column: attacks alerted,
+/// the lowest scenario window AUC and the most false alerts per benign device-day.
+pub fn summary(reports: &[CaptureReport]) -> String {
+    let mut s = String::new();
+    for (name, pick) in [
+        (
+            "model",
+            (|r: &CaptureReport| &r.model) as fn(&CaptureReport) -> &Scores,
+        ),
+        ("ablation", |r: &CaptureReport| &r.ablation),
+        ("baseline", |r: &CaptureReport| &r.baseline),
+    ] {
+        let alerted: usize = reports.iter().map(|r| pick(r).attacks_alerted).sum();
+        let attacks: usize = reports.iter().map(|r| pick(r).attacks).sum();
+        let min_auc = reports
+            .iter()
+            .filter(|r| r.kind == "scenario")
+            .filter_map(|r| pick(r).auc)
+            .reduce(f64::min);
+        let max_fa = reports
+            .iter()
+            .filter(|r| r.benign_device_hours > 0.0)
+            .map(|r| pick(r).false_alerts_per_device_hour * 24.0)
+            .reduce(f64::max);
+        s += &format!(
+            "{name}: {alerted}/{attacks} attacks alerted; lowest scenario AUC {}; most false alerts per benign device-day {}",
+            min_auc.map_or("-".into(), |v| format!("{v:.3}")),
+            max_fa.map_or("-".into(), |v| format!("{v:.2}")),
+        );
+        if name != "baseline" {
+            let victims: usize = reports.iter().map(|r| r.victims).sum();
+            let sum = |f: fn(&Scores) -> usize| reports.iter().map(|r| f(pick(r))).sum::<usize>();
+            s += &format!(
+                "; victims alerted as targets {}/{victims} ({} naming the attacker), alerted otherwise {}",
+                sum(|x| x.victims_alerted_as_targets),
+                sum(|x| x.targets_naming_the_attacker),
+                sum(|x| x.victim_alerts_not_as_target),
+            );
+        }
+        s += "\n";
+    }
+    s
+}
+
+/// The table as Markdown for the README, headed by what it was made with: `model` (the
+/// model's name), `date` (UTC) and the number of captures.
+pub fn markdown(reports: &[CaptureReport], model: &str, date: &str) -> String {
+    let f = |v: Option<f64>, p: usize| v.map_or("-".to_string(), |v| format!("{v:.p$}"));
+    let mut s = format!(
+        "{} captures, model {model}, {date} (`iotad eval --markdown`; `make readme-eval` puts it here).\n\n",
+        reports.len()
+    );
+    s += "| capture | attack | pos | neg | model AUC | alerted | delay s | above | FA/dev-day | first alert names | ablation AUC | alerted | FA/dev-day | baseline AUC | alerted | FA/dev-day |\n";
+    s += "|---|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|\n";
+    for r in reports {
+        let short = |x: &Scores| {
+            format!(
+                "{} | {}/{} | {:.2}",
+                f(x.auc, 3),
+                x.attacks_alerted,
+                x.attacks,
+                x.false_alerts_per_device_hour * 24.0
+            )
+        };
+        let m = &r.model;
+        s += &format!(
+            "| {} | {} | {} | {} | {} | {}/{} | {} | {} | {:.2} | {} | {} | {} |\n",
+            r.file,
+            if r.attack.is_empty() { "-" } else { &r.attack },
+            r.positive_windows,
+            r.negative_windows,
+            f(m.auc, 3),
+            m.attacks_alerted,
+            m.attacks,
+            f(m.delay_s, 0),
+            above(m),
+            m.false_alerts_per_device_hour * 24.0,
+            m.first_alert_explanation
+                .first()
+                .map_or("-", String::as_str),
+            short(&r.ablation),
+            short(&r.baseline)
+        );
+    }
+    s += "\nmodel: the LSTM+RNN; ablation: the same detector with each device's learning-period mean for the LSTM+RNN's prediction; baseline: a per-device z-score. pos/neg: attack / benign windows; above: attack windows alerted on; FA/dev-day: false alerts per benign device-day.\n\n";
+    for line in summary(reports).lines() {
+        s += &format!("- {line}\n");
     }
     s
 }

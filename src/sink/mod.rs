@@ -436,6 +436,8 @@ mod tests {
             severity: Severity::Low,
             explanation: vec![],
             detail: None,
+            role: None,
+            counterpart: None,
         }
     }
 

@@ -245,6 +245,8 @@ mod tests {
             severity: Severity::Low,
             explanation: vec![],
             detail: None,
+            role: None,
+            counterpart: None,
         }
     }
 

@@ -319,6 +319,8 @@ pub(crate) mod tests {
                 text: "sent 500 SYNs <b>".into(),
             }],
             detail: None,
+            role: None,
+            counterpart: None,
         };
         let node = Status {
             packets: 100,

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
 use super::memory::{Memory, NetPorts, Origin};
-use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Pending};
+use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Peers, Pending, TopPeers};
 pub use crate::device::ArpVerdict;
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
 
@@ -37,6 +37,9 @@ pub struct Accumulator {
     remote_ips_syn: Distinct,
     src_ips_out: Distinct,
     services: HeaviestKey,
+    /// The heaviest remote stations each way (for naming an anomaly's counterpart).
+    peers_in: TopPeers,
+    peers_out: TopPeers,
     pending: Pending,
     /// Probes answered by a reset.
     probes_reset: u32,
@@ -124,6 +127,20 @@ impl Accumulator {
                     self.src_ips_out.insert(hash_ip(&src));
                 }
                 self.ip(&remote, out, fragment);
+                // the device's port for what it received, the remote's for what it sent
+                let port = match s.transport {
+                    Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
+                    Transport::Udp {
+                        src_port, dst_port, ..
+                    } => Some((src_port, dst_port)),
+                    _ => None,
+                }
+                .map_or(0, |(_, dst)| dst);
+                if out {
+                    self.peers_out.add(remote, port);
+                } else {
+                    self.peers_in.add(remote, port);
+                }
                 self.transport(s, &remote, out, mem, net);
             }
             Net::Other(_) => {}
@@ -358,6 +375,14 @@ impl Accumulator {
             }
             App::Mdns { .. } if out => sums[MdnsOut] += 1.0,
             _ => {}
+        }
+    }
+
+    /// The open window's heaviest peers so far, each way.
+    pub fn peers(&self) -> Peers {
+        Peers {
+            inbound: self.peers_in.top(),
+            outbound: self.peers_out.top(),
         }
     }
 

@@ -19,6 +19,7 @@ pub mod sketch;
 pub use accumulator::{Accumulator, ArpVerdict, Direction};
 pub use features::{Feat, Features, F, FEATURES};
 pub use memory::{Memory, NetPorts};
+pub use sketch::{Peer, Peers};
 
 use crate::device::DeviceId;
 use crate::wire::Summary;
@@ -36,6 +37,8 @@ pub struct Closed<'a> {
     /// Start of the window, nanoseconds since the epoch.
     pub start_ns: u64,
     pub features: &'a Features,
+    /// The window's heaviest peers each way (whom an anomaly names).
+    pub peers: &'a Peers,
 }
 
 /// Counters about the window clock.
@@ -59,6 +62,8 @@ struct Slot {
     acc: Accumulator,
     mem: Memory,
     ring: heapless::Deque<Features, RING>,
+    /// The last closed window's heaviest peers.
+    peers: Peers,
     /// The running sums behind the [`SLOW`] features.
     slow: [f32; SLOW.len()],
     /// Windows since each slow feature's source was last non-zero.
@@ -67,7 +72,8 @@ struct Slot {
 
 impl Slot {
     /// Closes the open window, which ends at `end_ns`, into the ring; returns it.
-    fn close(&mut self, end_ns: u64, w: &mut Closing<'_>) -> &Features {
+    fn close(&mut self, end_ns: u64, w: &mut Closing<'_>) -> (&Features, &Peers) {
+        self.peers = self.acc.peers();
         let mut features = self.acc.close(&mut self.mem, end_ns);
         let (logins, slow) = self.mem.logins.close(w.slow_decay, w.slow_quiet);
         features[Feat::LoginAttempts] = logins;
@@ -96,7 +102,7 @@ impl Slot {
         }
         // cannot fail: a slot was just freed if the ring was full
         let _ = self.ring.push_back(features);
-        self.ring.back().expect("just pushed")
+        (self.ring.back().expect("just pushed"), &self.peers)
     }
 }
 
@@ -239,10 +245,12 @@ impl Windows {
         };
         for (id, slot) in self.slots.iter_mut().enumerate().filter(|(_, s)| s.active) {
             self.stats.closed += 1;
+            let (features, peers) = slot.close(start_ns + self.len_ns, &mut closing);
             emit(Closed {
                 device: id as DeviceId,
                 start_ns,
-                features: slot.close(start_ns + self.len_ns, &mut closing),
+                features,
+                peers,
             });
         }
     }
@@ -260,10 +268,12 @@ impl Windows {
                 slow_quiet: self.slow_quiet,
                 net: &mut self.net,
             };
+            let (features, peers) = slot.close(start_ns + self.len_ns, &mut closing);
             emit(Closed {
                 device: id,
                 start_ns,
-                features: slot.close(start_ns + self.len_ns, &mut closing),
+                features,
+                peers,
             });
         }
     }

@@ -102,6 +102,72 @@ impl HeaviestKey {
     }
 }
 
+/// One remote station a device exchanged packets with in a window: its address, the port
+/// (the device's port for packets it received, the remote's for packets it sent) when every
+/// packet counted used the same one, and an estimate of the packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub ip: Option<std::net::IpAddr>,
+    pub port: Option<u16>,
+    pub packets: u32,
+}
+
+/// The remote stations that exchanged the most packets with a device in one direction: a
+/// space-saving heavy-hitter sketch (Metwally et al. 2005) of [`TopPeers::K`] entries, so a
+/// scan or flood from ten thousand spoofed sources costs what one peer does. The heaviest
+/// entry is never below its true count and is the true heaviest whenever that one sent
+/// more than a fifth of the packets.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TopPeers {
+    ips: [Option<std::net::IpAddr>; TopPeers::K],
+    counts: [u32; TopPeers::K],
+    ports: [u16; TopPeers::K],
+    mixed: [bool; TopPeers::K],
+}
+
+impl TopPeers {
+    pub const K: usize = 4;
+
+    /// Counts one packet exchanged with `ip` on `port` (0: no port).
+    pub fn add(&mut self, ip: std::net::IpAddr, port: u16) {
+        if let Some(i) = self.ips.iter().position(|x| *x == Some(ip)) {
+            self.counts[i] = self.counts[i].saturating_add(1);
+            self.mixed[i] |= self.ports[i] != port;
+            return;
+        }
+        // a free entry, else the smallest one's place (its count carries over: an upper bound)
+        let i = (0..Self::K)
+            .min_by_key(|&i| (self.ips[i].is_some(), self.counts[i]))
+            .unwrap_or(0);
+        self.ips[i] = Some(ip);
+        self.counts[i] = self.counts[i].saturating_add(1);
+        self.ports[i] = port;
+        self.mixed[i] = false;
+    }
+
+    /// The heaviest peer, if any packet was counted.
+    pub fn top(&self) -> Peer {
+        let i = (0..Self::K).max_by_key(|&i| (self.counts[i], std::cmp::Reverse(i)));
+        match i {
+            Some(i) if self.ips[i].is_some() => Peer {
+                ip: self.ips[i],
+                port: (!self.mixed[i] && self.ports[i] != 0).then_some(self.ports[i]),
+                packets: self.counts[i],
+            },
+            _ => Peer::default(),
+        }
+    }
+}
+
+/// A window's heaviest peers, each way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Peers {
+    /// The station that sent the device the most packets (the local port they went to).
+    pub inbound: Peer,
+    /// The station the device sent the most packets to (the remote port).
+    pub outbound: Peer,
+}
+
 /// Connection attempts waiting for an answer, by flow hash; a fixed table whose overflow is
 /// counted as unanswered (a flood of attempts is what overflows it).
 #[derive(Clone, Debug)]
@@ -207,5 +273,32 @@ mod tests {
             p.open(k);
         }
         assert_eq!(p.unanswered(), 91);
+    }
+
+    #[test]
+    fn the_heaviest_peer_stands_out_of_a_spoofed_crowd() {
+        use std::net::{IpAddr, Ipv4Addr};
+        let mut t = TopPeers::default();
+        assert_eq!(t.top(), Peer::default());
+        let attacker = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9));
+        for i in 0..3000u32 {
+            // every third packet is the attacker's, on one port; the rest from new sources
+            if i % 3 == 0 {
+                t.add(attacker, 22);
+            } else {
+                t.add(IpAddr::V4(Ipv4Addr::from(0x0a01_0000 + i)), 443);
+            }
+        }
+        let top = t.top();
+        assert_eq!(top.ip, Some(attacker));
+        assert_eq!(top.port, Some(22));
+        assert!(top.packets >= 1000, "{top:?}");
+        // a scan of many ports names the address without a port
+        let mut t = TopPeers::default();
+        for p in 1..100 {
+            t.add(attacker, p);
+        }
+        assert_eq!(t.top().port, None);
+        assert_eq!(t.top().packets, 99);
     }
 }

@@ -692,6 +692,8 @@ mod tests {
                     text: format!("{name} sent SYNs"),
                 }],
                 detail: None,
+                role: None,
+                counterpart: None,
             };
             let topics = Topics::new("iotad/pi").unwrap();
             let d = Discovery::new("homeassistant").unwrap();
