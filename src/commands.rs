@@ -438,17 +438,43 @@ pub fn train(a: TrainArgs) -> CmdResult {
             return Err(format!("{flag} must be 1 to 1024, not {v}"));
         }
     }
-    let cfg = config(None, a.window_secs, &[])?;
-    let started = std::time::Instant::now();
+    // the output is checked before the hours of training: not an input, and writable
+    let inputs: Vec<PathBuf> = a.captures.iter().chain(&a.csv).cloned().collect();
+    crate::files::refuse_overwriting_inputs(&a.out, &inputs)?;
+    crate::files::check_writable(&a.out)?;
+    // the window length comes from the CSVs (a model labelled 10-s trained on 60-s rows
+    // would judge every device wrongly): they must agree with each other and with
+    // --window-secs
+    let mut from_csv: Option<(u32, &Path)> = None;
     let mut seqs = Sequences::default();
+    for csv in &a.csv {
+        let more = Sequences::from_csv(csv)?;
+        if let Some(w) = more.window_secs {
+            match (from_csv, a.window_secs) {
+                (Some((other, p)), _) if other != w => {
+                    return Err(format!(
+                        "{} holds {w}-s windows, {} holds {other}-s windows: train on one length",
+                        csv.display(),
+                        p.display()
+                    ));
+                }
+                (_, Some(flag)) if flag != w => {
+                    return Err(format!(
+                        "{} holds {w}-s windows, not the {flag} s of --window-secs",
+                        csv.display()
+                    ));
+                }
+                _ => from_csv = Some((w, csv)),
+            }
+        }
+        seqs.devices.extend(more.devices);
+        seqs.sources.extend(more.sources);
+    }
+    let cfg = config(None, a.window_secs.or(from_csv.map(|(w, _)| w)), &[])?;
+    let started = std::time::Instant::now();
     for path in &a.captures {
         let windows = engine::device_windows(path, &cfg, u64::MAX)?;
         seqs.push_capture(crate::capture::display_name(path), windows);
-    }
-    for csv in &a.csv {
-        let more = Sequences::from_csv(csv)?;
-        seqs.devices.extend(more.devices);
-        seqs.sources.extend(more.sources);
     }
     let base = a.base.as_deref().map(model::file::load).transpose()?;
     let tc = TrainConfig {

@@ -70,6 +70,28 @@ pub fn refuse_overwriting_inputs(out: &Path, inputs: &[std::path::PathBuf]) -> R
     Ok(())
 }
 
+/// Fails, with the reason, when a file cannot be written at `path` (its directory is missing
+/// or read-only): checked before long work, by creating and removing the temporary file it
+/// would be written through.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let probe = temporary_beside(path);
+    let target = probe.as_deref().unwrap_or(path);
+    let opened = if probe.is_some() {
+        std::fs::File::create(target)
+    } else {
+        std::fs::OpenOptions::new().append(true).open(target)
+    };
+    match opened {
+        Ok(_) => {
+            if let Some(p) = probe {
+                let _ = std::fs::remove_file(p);
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+    }
+}
+
 /// The files [`remove_on_signal`] deletes when SIGINT or SIGTERM arrives.
 static DOOMED: std::sync::atomic::AtomicPtr<Vec<std::ffi::CString>> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
