@@ -21,6 +21,17 @@ pub fn who(e: &Event) -> &str {
     }
 }
 
+/// The part of `e`'s explanation that says what the device did: the first feature that
+/// points to its behaviour, else the largest error.
+fn telling(e: &Event) -> String {
+    e.explanation
+        .iter()
+        .find(|c| c.observed > c.expected && Behaviour::of_feature(&c.feature) == e.behaviour)
+        .or(e.explanation.first())
+        .map(|c| format!(": {}", c.text))
+        .unwrap_or_default()
+}
+
 /// What the detector did with one capture, for the learning-period line.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct Learning {
@@ -145,11 +156,7 @@ pub fn timeline(events: &[Event]) -> String {
         let what = match (e.kind, e.phase) {
             (EventKind::Anomaly, Some(Phase::Close)) => {
                 let did = e.behaviour.map(Behaviour::words).unwrap_or("unusual");
-                let how = e
-                    .explanation
-                    .first()
-                    .map(|c| format!(": {}", c.text))
-                    .unwrap_or_default();
+                let how = telling(e);
                 let why = e
                     .detail
                     .as_deref()
@@ -164,11 +171,7 @@ pub fn timeline(events: &[Event]) -> String {
                 } else {
                     ""
                 };
-                let how = e
-                    .explanation
-                    .first()
-                    .map(|c| format!(": {}", c.text))
-                    .unwrap_or_default();
+                let how = telling(e);
                 let other = counterparts(e, events);
                 let other = if other.is_empty() || phase != Some(Phase::Open) {
                     String::new()
