@@ -80,11 +80,8 @@ demo: build
 	  --attack portscan@3900:02:10:00:00:00:00 \
 	  --attack dns-tunnel@4200:02:10:03:00:00:03 \
 	  --attack telnet-brute@4500:02:10:02:00:00:02
-	@echo "alerts (the first hour is the detector's learning period):"
-	@$(BIN) replay $(DEMO_DIR)/home.pcap | awk -F'"' '/"phase":"open"/ { \
-	  for (i = 1; i < NF; i++) { if ($$i == "name") n = $$(i+2); if ($$i == "window_start") w = $$(i+2); \
-	  if ($$i == "text") { print "  " w "  " n ": " $$(i+2); break } } }'
-	$(BIN) replay $(DEMO_DIR)/home.pcap --no-model
+	@echo "the replay: its learning period (the first hour), its alerts and every device found"
+	$(BIN) replay $(DEMO_DIR)/home.pcap
 	$(BIN) features $(DEMO_DIR)/home.pcap --out $(DEMO_DIR)/windows.csv --stats
 	@echo
 	@echo "windows where a device did something unusual (columns: mac, window, remote_ports, login_attempts, dns_name_len_mean):"

@@ -158,11 +158,27 @@ fn features_rss(path: &Path) -> Result<String, String> {
 }
 
 pub fn command(a: BenchArgs) -> Result<(), String> {
+    // sizes that mean nothing are refused (0 packets printed NaN and "inf ns")
+    if a.capture.is_none() && a.packets == 0 {
+        return Err("--packets must be at least 1".into());
+    }
+    if a.capture.is_none() && a.devices == 0 {
+        return Err("--devices must be at least 1".into());
+    }
+    if a.repeat == 0 {
+        return Err("--repeat must be at least 1".into());
+    }
     let mut tmp: Option<PathBuf> = None;
     let path = match &a.capture {
         Some(p) => p.clone(),
         None => {
             let p = std::env::temp_dir().join(format!("iotad-bench-{}.pcap", std::process::id()));
+            // an interrupted benchmark leaves no capture behind (nor the file it is written
+            // to first)
+            let beside = crate::files::temporary_beside(&p);
+            let mut doomed = vec![p.as_path()];
+            doomed.extend(beside.as_deref());
+            crate::files::remove_on_signal(&doomed);
             eprintln!(
                 "synthesizing {} packets from {} devices into {} ...",
                 a.packets,
@@ -214,6 +230,9 @@ fn run(path: &Path, repeat: u32) -> Result<(), String> {
     // warm the page cache so that every pass reads from memory
     libpcap_only(path)?;
     let base = best_of(repeat, || libpcap_only(path))?;
+    if base.packets == 0 {
+        return Err(format!("{}: no packets to measure", path.display()));
+    }
     let windows = best_of(repeat, || pipeline(path, &cfg, false))?;
     let full = best_of(repeat, || pipeline(path, &cfg, true))?;
     let model = crate::model::file::built_in()?;

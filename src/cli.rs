@@ -129,11 +129,12 @@ pub struct ReplayArgs {
     /// MAC address of a gateway (repeatable); others are detected from traffic
     #[argh(option)]
     pub gateway: Vec<String>,
-    /// print JSON lines instead of a table
+    /// print JSON lines instead: every event, every device, then a summary record per
+    /// capture
     #[argh(switch)]
     pub json: bool,
-    /// the model to score windows with (default: the built-in one); anomaly and new-device
-    /// events are printed as JSON lines before the summary
+    /// the model to score windows with (default: the built-in one); its alerts are listed
+    /// before the device table
     #[argh(option, short = 'm')]
     pub model: Option<PathBuf>,
     /// step the model in f32 (a Q8_0 model's weights dequantized) instead of Q8_0

@@ -228,6 +228,9 @@ struct DeviceSummary<'a> {
     packets_in: u64,
     first_seen: String,
     last_seen: String,
+    /// Incidents the device opened (absent without a model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alerts: Option<u64>,
 }
 
 pub fn replay(a: ReplayArgs) -> CmdResult {
@@ -264,29 +267,81 @@ pub fn replay(a: ReplayArgs) -> CmdResult {
             let Some(m) = &model else { return Ok(None) };
             let mut d = Detector::new(m.clone(), dcfg.clone(), cfg.max_devices, cfg.window_ns());
             if let Some(path) = &a.state {
-                let n = d.restore(path)?;
-                log::info!("restored {n} devices from {}", path.display());
+                if path.exists() {
+                    let n = d.restore(path)?;
+                    log::info!("restored what {n} devices learned from {}", path.display());
+                } else {
+                    log::info!("no saved state at {}: starting fresh", path.display());
+                }
             }
             Ok(Some(d))
         },
         |_, _| Ok(()),
         |name, engine| {
-            for e in engine.drain_events() {
-                writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string(&e).map_err(|e| e.to_string())?
-                )
-                .map_err(|e| format!("cannot write output: {e}"))?;
-            }
+            let events: Vec<crate::detect::Event> = engine.drain_events().collect();
             if let Some(path) = &a.state {
                 engine.checkpoint(path)?;
             }
-            if let Some(d) = engine.detector() {
+            let learning = engine.detector().map(|d| {
                 log::debug!("{name}: detector {:?}", d.stats());
+                crate::report::Learning {
+                    windows: a.learning_windows,
+                    window_secs: cfg.window_secs,
+                    ends_ns: d.learning_ends_ns(),
+                    capture_end_ns: engine
+                        .pipeline()
+                        .table()
+                        .devices()
+                        .map(|(_, d)| d.last_seen_ns)
+                        .max()
+                        .unwrap_or(0),
+                    scored: d.stats().windows,
+                }
+            });
+            let write = |e: io::Error| format!("cannot write output: {e}");
+            if a.json {
+                for e in &events {
+                    let line = serde_json::to_string(e).map_err(|e| e.to_string())?;
+                    writeln!(out, "{line}").map_err(write)?;
+                }
+            } else {
+                writeln!(out, "{name}:").map_err(write)?;
+                if let Some(l) = &learning {
+                    writeln!(out, "  {}", l.text()).map_err(write)?;
+                    write!(out, "{}", crate::report::timeline(&events)).map_err(write)?;
+                }
             }
-            print_summary(&mut out, name, engine.pipeline(), &cfg, a.json)
-                .map_err(|e| format!("cannot write output: {e}"))
+            let alerts = model
+                .as_ref()
+                .map(|_| crate::report::alerts_per_device(&events));
+            print_summary(
+                &mut out,
+                name,
+                engine.pipeline(),
+                &cfg,
+                a.json,
+                alerts.as_ref(),
+            )
+            .map_err(write)?;
+            if a.json {
+                let summary = crate::report::Summary {
+                    kind: "summary",
+                    capture: name,
+                    packets: engine.pipeline().stats().packets,
+                    devices: engine.pipeline().table().devices().count(),
+                    learning_covers_capture: learning.is_some_and(|l| l.covers_capture()),
+                    learning,
+                    incidents_opened: events.iter().filter(|e| e.opens()).count() as u64,
+                    open_at_end: crate::report::open_at_end(&events)
+                        .iter()
+                        .filter_map(|e| e.incident)
+                        .collect(),
+                    events: events.len(),
+                };
+                let line = serde_json::to_string(&summary).map_err(|e| e.to_string())?;
+                writeln!(out, "{line}").map_err(write)?;
+            }
+            Ok(())
         },
     );
     out.flush()
@@ -300,6 +355,7 @@ fn print_summary(
     p: &Pipeline,
     cfg: &PipelineConfig,
     json: bool,
+    alerts: Option<&std::collections::BTreeMap<String, u64>>,
 ) -> io::Result<()> {
     let table: &Table = p.table();
     let ouis: Vec<u32> = table.devices().map(|(_, d)| d.mac.oui()).collect();
@@ -319,6 +375,7 @@ fn print_summary(
             packets_in: d.packets_in,
             first_seen: crate::export::Rfc3339(d.first_seen_ns).to_string(),
             last_seen: crate::export::Rfc3339(d.last_seen_ns).to_string(),
+            alerts: alerts.map(|n| n.get(&d.mac.to_string()).copied().unwrap_or(0)),
         })
         .collect();
     if json {
@@ -344,18 +401,21 @@ fn print_summary(
     )?;
     writeln!(
         out,
-        "  {:<17}  {:<15}  {:>9}  {:>9}  {:<20}  {:<24}  name",
-        "device", "ipv4", "pkts out", "pkts in", "first seen", "vendor"
+        "  {:<17}  {:<15}  {:>9}  {:>9}  {:>6}  {:<20}  {:<24}  name",
+        "device", "ipv4", "pkts out", "pkts in", "alerts", "first seen", "vendor"
     )?;
     for r in &rows {
         let vendor: String = r.vendor.unwrap_or("-").chars().take(24).collect();
         writeln!(
             out,
-            "  {:<17}  {:<15}  {:>9}  {:>9}  {:<20}  {:<24}  {}",
+            "  {:<17}  {:<15}  {:>9}  {:>9}  {:>6}  {:<20}  {:<24}  {}",
             r.mac,
             r.ipv4.first().map(String::as_str).unwrap_or("-"),
             r.packets_out,
             r.packets_in,
+            r.alerts
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "-".into()),
             r.first_seen,
             vendor,
             if r.name.is_empty() { "-" } else { r.name }
@@ -378,17 +438,43 @@ pub fn train(a: TrainArgs) -> CmdResult {
             return Err(format!("{flag} must be 1 to 1024, not {v}"));
         }
     }
-    let cfg = config(None, a.window_secs, &[])?;
-    let started = std::time::Instant::now();
+    // the output is checked before the hours of training: not an input, and writable
+    let inputs: Vec<PathBuf> = a.captures.iter().chain(&a.csv).cloned().collect();
+    crate::files::refuse_overwriting_inputs(&a.out, &inputs)?;
+    crate::files::check_writable(&a.out)?;
+    // the window length comes from the CSVs (a model labelled 10-s trained on 60-s rows
+    // would judge every device wrongly): they must agree with each other and with
+    // --window-secs
+    let mut from_csv: Option<(u32, &Path)> = None;
     let mut seqs = Sequences::default();
+    for csv in &a.csv {
+        let more = Sequences::from_csv(csv)?;
+        if let Some(w) = more.window_secs {
+            match (from_csv, a.window_secs) {
+                (Some((other, p)), _) if other != w => {
+                    return Err(format!(
+                        "{} holds {w}-s windows, {} holds {other}-s windows: train on one length",
+                        csv.display(),
+                        p.display()
+                    ));
+                }
+                (_, Some(flag)) if flag != w => {
+                    return Err(format!(
+                        "{} holds {w}-s windows, not the {flag} s of --window-secs",
+                        csv.display()
+                    ));
+                }
+                _ => from_csv = Some((w, csv)),
+            }
+        }
+        seqs.devices.extend(more.devices);
+        seqs.sources.extend(more.sources);
+    }
+    let cfg = config(None, a.window_secs.or(from_csv.map(|(w, _)| w)), &[])?;
+    let started = std::time::Instant::now();
     for path in &a.captures {
         let windows = engine::device_windows(path, &cfg, u64::MAX)?;
         seqs.push_capture(crate::capture::display_name(path), windows);
-    }
-    for csv in &a.csv {
-        let more = Sequences::from_csv(csv)?;
-        seqs.devices.extend(more.devices);
-        seqs.sources.extend(more.sources);
     }
     let base = a.base.as_deref().map(model::file::load).transpose()?;
     let tc = TrainConfig {

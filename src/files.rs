@@ -70,6 +70,70 @@ pub fn refuse_overwriting_inputs(out: &Path, inputs: &[std::path::PathBuf]) -> R
     Ok(())
 }
 
+/// Fails, with the reason, when a file cannot be written at `path` (its directory is missing
+/// or read-only): checked before long work, by creating and removing the temporary file it
+/// would be written through.
+pub fn check_writable(path: &Path) -> Result<(), String> {
+    let probe = temporary_beside(path);
+    let target = probe.as_deref().unwrap_or(path);
+    let opened = if probe.is_some() {
+        std::fs::File::create(target)
+    } else {
+        std::fs::OpenOptions::new().append(true).open(target)
+    };
+    match opened {
+        Ok(_) => {
+            if let Some(p) = probe {
+                let _ = std::fs::remove_file(p);
+            }
+            Ok(())
+        }
+        Err(e) => Err(format!("cannot write {}: {e}", path.display())),
+    }
+}
+
+/// The files [`remove_on_signal`] deletes when SIGINT or SIGTERM arrives.
+static DOOMED: std::sync::atomic::AtomicPtr<Vec<std::ffi::CString>> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+extern "C" fn remove_and_die(sig: libc::c_int) {
+    let list = DOOMED.load(std::sync::atomic::Ordering::Acquire);
+    // SAFETY: the list is leaked and never freed; unlink, signal and raise are
+    // async-signal-safe.
+    unsafe {
+        if let Some(list) = list.as_ref() {
+            for c in list {
+                libc::unlink(c.as_ptr());
+            }
+        }
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+}
+
+/// Until the process ends, SIGINT or SIGTERM deletes `paths` (temporary files an offline
+/// command would otherwise leave behind: a benchmark's 1.8 GB capture) and then ends the
+/// process as the signal would have. A later call replaces the list.
+pub fn remove_on_signal(paths: &[&Path]) {
+    use std::os::unix::ffi::OsStrExt;
+    let list: Vec<std::ffi::CString> = paths
+        .iter()
+        .filter_map(|p| std::ffi::CString::new(p.as_os_str().as_bytes()).ok())
+        .collect();
+    // leaked on purpose: a handler may read it at any time
+    let ptr = Box::into_raw(Box::new(list));
+    DOOMED.store(ptr, std::sync::atomic::Ordering::Release);
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = remove_and_die as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,7 @@ pub mod math;
 pub mod model;
 pub mod pipeline;
 pub mod progress;
+pub mod report;
 pub mod sink;
 pub mod status;
 pub mod synth;

@@ -38,7 +38,13 @@ pub enum Phase {
     Close,
 }
 
-/// How loud an event is: score over threshold (`low` under 2, `medium` under 5, `high`).
+/// How loud an event is. What the device did counts first: a device that attacks (scans,
+/// floods, brute-forces logins, tunnels data through DNS) is `high` when its window scored at
+/// least twice its threshold and `medium` below, never `low`; a device that is the target of
+/// such traffic is `low` (its attacker's alert is the one to act on), so an attacker always
+/// outranks its target; anything else is by score over threshold (`low` under 2, `medium`
+/// under 5, `high`). Events about who is who (routers, ARP, MAC floods) are `high`; a new
+/// device is `low`. A close event repeats its incident's opening severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -48,12 +54,97 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// The severity of a window that scored `score` against `threshold`.
+    /// The severity of a window that scored `score` against `threshold`, by score alone.
     pub fn of(score: f32, threshold: f32) -> Severity {
         match score / threshold {
             r if r < 2.0 => Severity::Low,
             r if r < 5.0 => Severity::Medium,
             _ => Severity::High,
+        }
+    }
+
+    /// The severity of a window of `behaviour` that scored `score` against `threshold`.
+    pub fn judge(behaviour: Behaviour, score: f32, threshold: f32) -> Severity {
+        if behaviour.attacks() {
+            if score >= 2.0 * threshold {
+                Severity::High
+            } else {
+                Severity::Medium
+            }
+        } else if behaviour == Behaviour::Targeted {
+            Severity::Low
+        } else {
+            Severity::of(score, threshold)
+        }
+    }
+}
+
+/// What a device did in an anomalous window, read from the features that explain it (the
+/// first of them, by weight, that went up and says something about intent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Behaviour {
+    /// Probing many ports or addresses.
+    Scan,
+    /// Sending a flood of connection attempts or datagrams.
+    Flood,
+    /// Repeated logins to one service.
+    BruteForce,
+    /// Data carried in DNS queries.
+    Tunnel,
+    /// On the receiving end of connection attempts: the target of a scan, flood or logins.
+    Targeted,
+    /// Anything else the model found unusual.
+    Unusual,
+}
+
+impl Behaviour {
+    /// The behaviour a feature going up points to, if any.
+    pub fn of_feature(name: &str) -> Option<Behaviour> {
+        Some(match name {
+            "login_attempts" | "login_attempts_slow" | "max_attempts_one_service" => {
+                Behaviour::BruteForce
+            }
+            "probes" | "probes_slow" | "remote_ports" | "remote_ips_syn" | "unanswered"
+            | "arp_req_targets" | "icmp_echo_out" => Behaviour::Scan,
+            "syn_out" | "udp_out" | "udp_payload_out" | "src_ips_out" | "frags_out" => {
+                Behaviour::Flood
+            }
+            "dns_unusual_queries"
+            | "dns_name_len_mean"
+            | "dns_name_len_max"
+            | "dns_entropy_mean"
+            | "dns_names" => Behaviour::Tunnel,
+            "ports_syn_in" | "syn_in" | "remote_ips_in" | "rst_out" => Behaviour::Targeted,
+            _ => return None,
+        })
+    }
+
+    /// What the explanation `why` (largest error first) says the device did.
+    pub fn of(why: &[Contribution]) -> Behaviour {
+        why.iter()
+            .filter(|c| c.observed > c.expected)
+            .find_map(|c| Behaviour::of_feature(&c.feature))
+            .unwrap_or(Behaviour::Unusual)
+    }
+
+    /// The device does it to others.
+    pub fn attacks(self) -> bool {
+        matches!(
+            self,
+            Behaviour::Scan | Behaviour::Flood | Behaviour::BruteForce | Behaviour::Tunnel
+        )
+    }
+
+    /// In words, for a sentence "camera-0 is ...".
+    pub fn words(self) -> &'static str {
+        match self {
+            Behaviour::Scan => "scanning",
+            Behaviour::Flood => "flooding",
+            Behaviour::BruteForce => "trying logins (brute force)",
+            Behaviour::Tunnel => "tunnelling data through DNS",
+            Behaviour::Targeted => "receiving connection attempts (a target)",
+            Behaviour::Unusual => "behaving unusually",
         }
     }
 }
@@ -168,6 +259,9 @@ pub struct Event {
     pub threshold: f32,
     pub threshold_source: ThresholdSource,
     pub severity: Severity,
+    /// For anomalies: what the device did (for a close event: what opened the incident).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub behaviour: Option<Behaviour>,
     pub explanation: Vec<Contribution>,
     /// What happened, in words, for events about who is who (routers, ARP, floods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,5 +297,39 @@ mod tests {
         let bad = line.replace("\"high\"", "\"loud\"");
         assert!(serde_json::from_str::<Event>(&bad).is_err());
         assert!(Severity::High > Severity::Low);
+    }
+
+    fn part(feature: &'static str, observed: f32) -> Contribution {
+        Contribution {
+            feature: feature.into(),
+            unit: "".into(),
+            observed,
+            expected: 0.0,
+            weight: 1.0,
+            text: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_attacker_outranks_its_target_and_attacks_are_never_low() {
+        let scanner = Behaviour::of(&[part("probes_slow", 997.0), part("rst_in", 20.0)]);
+        let target = Behaviour::of(&[part("ports_syn_in", 1010.0), part("rst_out", 1000.0)]);
+        assert_eq!((scanner, target), (Behaviour::Scan, Behaviour::Targeted));
+        // a scan barely over its threshold against a target far over its own
+        assert_eq!(Severity::judge(scanner, 10.0, 9.0), Severity::Medium);
+        assert_eq!(Severity::judge(target, 900.0, 9.0), Severity::Low);
+        for b in [Behaviour::Scan, Behaviour::Flood, Behaviour::BruteForce] {
+            for ratio in [1.01f32, 1.9, 2.0, 4.9, 100.0] {
+                let s = Severity::judge(b, 8.0 * ratio, 8.0);
+                assert!(s > Severity::judge(Behaviour::Targeted, 8.0 * ratio, 8.0));
+                assert_ne!(s, Severity::Low, "{b:?} at {ratio}");
+            }
+        }
+        // a feature that went down says nothing about intent; nothing known is "unusual"
+        assert_eq!(Behaviour::of(&[part("probes", -1.0)]), Behaviour::Unusual);
+        assert_eq!(
+            Behaviour::of(&[part("bytes_out", 9.0), part("login_attempts", 30.0)]),
+            Behaviour::BruteForce
+        );
     }
 }

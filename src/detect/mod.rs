@@ -20,7 +20,8 @@ pub mod event;
 pub mod state;
 
 pub use event::{
-    Contribution, Counterpart, DeviceRef, Event, EventKind, Phase, Role, Severity, ThresholdSource,
+    Behaviour, Contribution, Counterpart, DeviceRef, Event, EventKind, Phase, Role, Severity,
+    ThresholdSource,
 };
 
 use std::path::Path;
@@ -120,6 +121,14 @@ struct Incident {
     role: Option<Role>,
     #[serde(default)]
     counterpart: Option<Counterpart>,
+    /// What opened it: its explanation, what the device did and how loud it was (a close
+    /// event repeats them).
+    #[serde(default)]
+    opened: Vec<Contribution>,
+    #[serde(default)]
+    behaviour: Option<Behaviour>,
+    #[serde(default)]
+    severity: Option<Severity>,
 }
 
 #[derive(Clone, Debug)]
@@ -261,7 +270,7 @@ impl DeviceState {
         low: bool,
         cfg: &DetectConfig,
         incidents: &mut u64,
-    ) -> (Option<Phase>, Option<u64>) {
+    ) -> (Option<Phase>, Option<u64>, Option<Incident>) {
         // the feature with the largest error, as a bit
         let worst = || 1u64 << (0..F).fold(0, |m, j| if errs[j] > errs[m] { j } else { m });
         let normal = low
@@ -280,6 +289,9 @@ impl DeviceState {
                         features: worst(),
                         role: None,
                         counterpart: None,
+                        opened: Vec::new(),
+                        behaviour: None,
+                        severity: None,
                     });
                     phase = Some(Phase::Open);
                 }
@@ -299,11 +311,12 @@ impl DeviceState {
             }
         }
         let id = self.incident.as_ref().map(|i| i.id);
+        let mut closed = None;
         if phase == Some(Phase::Close) {
-            self.incident = None;
+            closed = self.incident.take();
             self.quiet = 0;
         }
-        (phase, id)
+        (phase, id, closed)
     }
 }
 
@@ -417,6 +430,9 @@ pub struct Detector {
     first_window: Option<u64>,
     window_ns: u64,
     incidents: u64,
+    /// The last window of a restored state: a capture that starts before it runs time
+    /// backwards, which is warned about once.
+    restored_until: Option<u64>,
     stats: DetectStats,
     /// The LAN's routers, saved with the state (the device table finds them; the engine
     /// hands them over before a save and takes them back after a restore).
@@ -511,6 +527,7 @@ impl Detector {
             first_window: None,
             window_ns,
             incidents: 0,
+            restored_until: None,
             stats: DetectStats::default(),
             gateways: Vec::new(),
         }
@@ -644,8 +661,7 @@ impl Detector {
         d.last_window = window;
         d.last_score = s;
         let above = !in_warmup && s > threshold;
-        let before = d.incident.as_ref().map(|i| (i.role, i.counterpart.clone()));
-        let (phase, incident) = d.track(
+        let (phase, incident, closed) = d.track(
             s,
             &errs,
             above,
@@ -666,7 +682,9 @@ impl Detector {
                 (i.role, i.counterpart.clone())
             }
             (_, Some(i)) => (i.role, i.counterpart.clone()),
-            (_, None) => before.unwrap_or((None, None)),
+            (_, None) => closed
+                .as_ref()
+                .map_or((None, None), |i| (i.role, i.counterpart.clone())),
         };
         // advance the device's state by exactly one step; during an incident the model is fed
         // what it expected, so that an attack does not become the new normal (for at most
@@ -686,14 +704,30 @@ impl Detector {
         }
         self.stats.windows += 1;
         if let Some(p) = phase {
-            let severity = if p == Phase::Close {
-                Severity::Low
-            } else {
-                Severity::of(s, threshold)
+            let (explanation, behaviour, severity) = match closed {
+                // a close event repeats what opened the incident
+                Some(i) => (i.opened, i.behaviour, i.severity.unwrap_or(Severity::Low)),
+                None => {
+                    let why = self.explain(features, &errs, &pred);
+                    // a device found to be the target is targeted, whatever its errors read
+                    let b = if role == Some(Role::Target) {
+                        Behaviour::Targeted
+                    } else {
+                        Behaviour::of(&why)
+                    };
+                    let severity = Severity::judge(b, s, threshold);
+                    if p == Phase::Open {
+                        self.stats.opened[severity as usize] += 1;
+                        let d = self.devices[slot].as_mut().expect("set above");
+                        if let Some(i) = d.incident.as_mut() {
+                            i.opened = why.clone();
+                            i.behaviour = Some(b);
+                            i.severity = Some(severity);
+                        }
+                    }
+                    (why, Some(b), severity)
+                }
             };
-            if p == Phase::Open {
-                self.stats.opened[severity as usize] += 1;
-            }
             events.push(Event {
                 phase: Some(p),
                 incident,
@@ -701,7 +735,8 @@ impl Detector {
                 threshold,
                 threshold_source: source,
                 severity,
-                explanation: self.explain(features, &errs, &pred),
+                behaviour,
+                explanation,
                 role,
                 counterpart,
                 ..self.event(EventKind::Anomaly, device, start_ns)
@@ -731,6 +766,7 @@ impl Detector {
             threshold: self.threshold_for_new(),
             threshold_source: ThresholdSource::Population,
             severity: Severity::Low,
+            behaviour: None,
             explanation: Vec::new(),
             detail: None,
             role: None,
@@ -836,6 +872,7 @@ impl Detector {
             .collect::<Result<_, _>>()
             .map_err(bad)?;
         let n = devices.len();
+        self.restored_until = devices.iter().map(|d| d.last_window).max();
         self.parked = devices;
         while self.parked.len() > self.cfg.parked_devices {
             self.drop_least_parked();
@@ -897,6 +934,7 @@ impl Detector {
             .get_mut(slot)?
             .take_if(|d| d.mac == device.mac)?;
         let i = d.incident?;
+        let (behaviour, severity) = (i.behaviour, i.severity.unwrap_or(Severity::Low));
         let source = if d.threshold.is_some() {
             ThresholdSource::Device
         } else {
@@ -908,6 +946,9 @@ impl Detector {
             score: d.last_score,
             threshold: d.threshold.unwrap_or(self.threshold_for_new()),
             threshold_source: source,
+            severity,
+            behaviour,
+            explanation: i.opened,
             detail: Some(
                 "it routes the LAN's internet traffic: watched as a router from now on".into(),
             ),
@@ -930,6 +971,7 @@ impl Detector {
             threshold: self.threshold_for_new(),
             threshold_source: ThresholdSource::Population,
             severity: Severity::High,
+            behaviour: None,
             explanation: Vec::new(),
             detail: Some(detail),
             role: None,
@@ -941,6 +983,15 @@ impl Detector {
     /// from its window, not from the first device's first window. Later calls do nothing.
     #[inline]
     pub fn begin(&mut self, ts_ns: u64) {
+        if let Some(last) = self.restored_until.take() {
+            if ts_ns / self.window_ns < last {
+                log::warn!(
+                    "time runs backwards: this capture starts at {}, before the last window of the saved state ({}); devices are judged on what they did later",
+                    Rfc3339(ts_ns),
+                    Rfc3339(last * self.window_ns)
+                );
+            }
+        }
         if self.first_window.is_none() {
             // the network's learning started this many windows before the first one
             let learned = u64::from(self.cfg.learning_windows - self.cfg.warmup());
@@ -961,6 +1012,12 @@ impl Detector {
             source,
             incident: d.incident.as_ref().map(|i| i.id),
         })
+    }
+
+    /// When the network's learning period ends (nothing alerts before), once watching began.
+    pub fn learning_ends_ns(&self) -> Option<u64> {
+        self.first_window
+            .map(|f| (f + u64::from(self.cfg.learning_windows)) * self.window_ns)
     }
 
     /// Whether the network is still in its learning period (nothing alerts).

@@ -89,8 +89,9 @@ impl Identity {
     }
 
     fn learn_dhcp(&mut self, d: &dhcp::Dhcp<'_>) {
-        if let Some(h) = d.host_name {
-            copy_printable(h, &mut self.hostname);
+        if d.host_name.is_some() {
+            // a long name comes in several option 12 instances, joined (RFC 3396)
+            copy_printable_parts(d.host_name_parts(), &mut self.hostname);
         }
         if let Some(v) = d.vendor_class {
             copy_printable(v, &mut self.vendor_class);
@@ -120,16 +121,34 @@ fn remember<T: PartialEq + Copy, const N: usize>(list: &mut heapless::Vec<T, N>,
     let _ = list.push(a);
 }
 
-/// Copies untrusted bytes as printable ASCII, bounded by the string's capacity.
+/// Copies untrusted bytes as printable ASCII (anything else becomes `?`), bounded by the
+/// string's capacity; a name cut to fit ends with a visible `…`.
 pub fn copy_printable<const N: usize>(bytes: &[u8], out: &mut heapless::String<N>) {
+    copy_printable_parts(std::iter::once(bytes), out)
+}
+
+/// The marker at the end of a name that was cut.
+pub const CUT: &str = "\u{2026}";
+
+/// [`copy_printable`] of `parts` joined (an option split over several instances).
+pub fn copy_printable_parts<'a, const N: usize>(
+    parts: impl Iterator<Item = &'a [u8]> + Clone,
+    out: &mut heapless::String<N>,
+) {
     out.clear();
-    for &b in bytes.iter().take(N) {
+    let total: usize = parts.clone().map(<[u8]>::len).sum();
+    let cut = total > N;
+    let room = if cut { N.saturating_sub(CUT.len()) } else { N };
+    for &b in parts.flatten().take(room) {
         let c = if b.is_ascii_graphic() || b == b' ' {
             b as char
         } else {
             '?'
         };
         let _ = out.push(c);
+    }
+    if cut {
+        let _ = out.push_str(CUT);
     }
 }
 
@@ -776,7 +795,9 @@ mod tests {
     fn printable_copy_is_bounded() {
         let mut s = heapless::String::<8>::new();
         copy_printable(b"<script>\x00alert", &mut s);
-        assert_eq!(s.as_str(), "<script>");
+        assert_eq!(s.as_str(), "<scri\u{2026}", "a cut name is marked");
+        copy_printable(b"12345678", &mut s);
+        assert_eq!(s.as_str(), "12345678", "a name that fits is whole");
         copy_printable(b"a\x01b", &mut s);
         assert_eq!(s.as_str(), "a?b");
     }

@@ -24,6 +24,9 @@ use crate::window::Features;
 pub struct Sequences {
     pub devices: Vec<Vec<Features>>,
     pub sources: Vec<String>,
+    /// The window length the rows were cut with, when a CSV shows it (two consecutive
+    /// windows of one device).
+    pub window_secs: Option<u32>,
 }
 
 impl Sequences {
@@ -54,6 +57,10 @@ impl Sequences {
             ));
         }
         let mut by_key: BTreeMap<(String, String), Vec<Features>> = BTreeMap::new();
+        // the window length: the smallest step between two windows of one device (silent
+        // windows are rows too, so consecutive windows are one length apart)
+        let mut last: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut step: Option<u64> = None;
         for (n, line) in lines.enumerate() {
             // the capture name may be quoted and hold commas: read the fields from the right
             let fields: Vec<&str> = line.rsplitn(F + 4, ',').collect();
@@ -71,14 +78,26 @@ impl Sequences {
                     format!("{}: line {}: {v:?} is not a number", path.display(), n + 2)
                 })?;
             }
-            by_key
-                .entry((fields[F + 3].to_string(), fields[F + 2].to_string()))
-                .or_default()
-                .push(f);
+            let key = (fields[F + 3].to_string(), fields[F + 2].to_string());
+            let epoch: u64 = fields[F].parse().map_err(|_| {
+                format!(
+                    "{}: line {}: {:?} is not a window start",
+                    path.display(),
+                    n + 2,
+                    fields[F]
+                )
+            })?;
+            if let Some(prev) = last.insert(key.clone(), epoch) {
+                if epoch > prev {
+                    step = Some(step.map_or(epoch - prev, |s| s.min(epoch - prev)));
+                }
+            }
+            by_key.entry(key).or_default().push(f);
         }
         Ok(Sequences {
             devices: by_key.into_values().collect(),
             sources: vec![path.display().to_string()],
+            window_secs: step.and_then(|s| u32::try_from(s).ok()),
         })
     }
 }
@@ -109,6 +128,14 @@ impl Default for TrainConfig {
             seed: 1,
         }
     }
+}
+
+/// The fewest windows a device needs for training on sequences of `seq_len`: the last fifth
+/// of its windows (validation) must hold one chunk of `seq_len + 1`.
+pub fn min_windows(seq_len: usize) -> usize {
+    (seq_len + 1..)
+        .find(|&n| n - n * 4 / 5 > seq_len)
+        .expect("some length is enough")
 }
 
 /// Steps at the start of a chunk that warm the state up and are not scored.
@@ -185,9 +212,10 @@ pub fn train(seqs: &Sequences, cfg: &TrainConfig, base: Option<&Model>) -> Resul
     let val_chunks = chunks(&val_z, cfg.seq_len + 1, &silent);
     if train_chunks.is_empty() || val_chunks.is_empty() {
         return Err(format!(
-            "not enough data: {} windows; every device needs at least {} windows of its own",
+            "not enough data: {} windows; at least one device needs {} windows of its own ({} s), not all of them silent",
             seqs.windows(),
-            (cfg.seq_len + 1) * 5 / 4 + 1
+            min_windows(cfg.seq_len),
+            min_windows(cfg.seq_len) as u64 * u64::from(cfg.window_secs)
         ));
     }
     let sizes = base.map(|m| m.meta.sizes).unwrap_or(cfg.sizes);
@@ -351,3 +379,30 @@ fn population(model: &Model, train: &[Vec<[f32; F]>], val: &[Vec<[f32; F]>]) -> 
 pub const MIN_THRESHOLD: f32 = 4.0;
 
 pub use super::POPULATION_MARGIN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The minimum the error message states is the real one: one window fewer leaves no
+    /// validation chunk (the message said 42 while 60 to 120 were refused).
+    #[test]
+    fn the_stated_minimum_is_the_real_one() {
+        let cfg = TrainConfig::default();
+        let n = min_windows(cfg.seq_len);
+        assert_eq!(n, 161);
+        let busy = |n: usize| vec![(0..n).map(|i| [i as f32; F]).collect::<Vec<_>>()];
+        let split = |n: usize| {
+            let s = &busy(n)[0];
+            let (t, v) = s.split_at(n * 4 / 5);
+            let silent = [-1.0; F];
+            (
+                chunks(&[t.to_vec()], cfg.seq_len + 1, &silent).len(),
+                chunks(&[v.to_vec()], cfg.seq_len + 1, &silent).len(),
+            )
+        };
+        let (t, v) = split(n);
+        assert!(t > 0 && v > 0, "{t} {v}");
+        assert_eq!(split(n - 1).1, 0);
+    }
+}

@@ -243,6 +243,7 @@ mod tests {
             threshold: 1.0,
             threshold_source: ThresholdSource::Population,
             severity: Severity::Low,
+            behaviour: None,
             explanation: vec![],
             detail: None,
             role: None,

@@ -310,6 +310,7 @@ pub(crate) mod tests {
             threshold: 10.0,
             threshold_source: ThresholdSource::Device,
             severity: Severity::Medium,
+            behaviour: None,
             explanation: vec![Contribution {
                 feature: "syn_out".into(),
                 unit: "packets".into(),

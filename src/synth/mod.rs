@@ -233,7 +233,7 @@ impl Scenario {
                 wakeups.clear();
             }
         }
-        writer.flush()?;
+        writer.finish()?;
         Ok(Written {
             packets: written,
             network: net,
@@ -242,43 +242,96 @@ impl Scenario {
     }
 }
 
-/// A pcap file written by libpcap (nanosecond timestamps, Ethernet).
+/// A pcap file (nanosecond timestamps, Ethernet), written with std I/O so that every write
+/// error (a full disk, /dev/full) is seen: libpcap's dump functions drop them. The bytes go to
+/// a temporary file beside the target, renamed over it once all were written and synced; a
+/// device such as /dev/null is written in place.
 struct PcapWriter {
-    file: pcap::Savefile,
-    path: String,
+    file: std::io::BufWriter<std::fs::File>,
+    path: std::path::PathBuf,
+    tmp: Option<std::path::PathBuf>,
+}
+
+/// The pcap file header libpcap writes for Ethernet with nanosecond timestamps and its
+/// default snapshot length, in this machine's byte order.
+fn pcap_header() -> [u8; 24] {
+    let mut h = [0u8; 24];
+    h[0..4].copy_from_slice(&0xa1b2_3c4du32.to_ne_bytes());
+    h[4..6].copy_from_slice(&2u16.to_ne_bytes());
+    h[6..8].copy_from_slice(&4u16.to_ne_bytes());
+    h[16..20].copy_from_slice(&65535u32.to_ne_bytes());
+    h[20..24].copy_from_slice(&1u32.to_ne_bytes());
+    h
 }
 
 impl PcapWriter {
     fn create(path: &Path) -> Result<PcapWriter, String> {
-        let dead =
-            pcap::Capture::dead_with_precision(pcap::Linktype::ETHERNET, pcap::Precision::Nano)
-                .map_err(|e| format!("libpcap: {e}"))?;
-        let file = dead
-            .savefile(path)
+        use std::io::Write;
+        let tmp = crate::files::temporary_beside(path);
+        let target = tmp.as_deref().unwrap_or(path);
+        let file = std::fs::File::create(target)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok(PcapWriter {
-            file,
-            path: path.display().to_string(),
-        })
+        let mut w = PcapWriter {
+            file: std::io::BufWriter::with_capacity(256 * 1024, file),
+            path: path.to_path_buf(),
+            tmp,
+        };
+        let header = pcap_header();
+        w.file.write_all(&header).map_err(|e| w.fail(e))?;
+        Ok(w)
+    }
+
+    /// The error for `e`, after the temporary file is removed.
+    fn fail(&mut self, e: std::io::Error) -> String {
+        if let Some(t) = self.tmp.take() {
+            let _ = std::fs::remove_file(t);
+        }
+        format!("cannot write {}: {e}", self.path.display())
     }
 
     fn write(&mut self, ts: u64, data: &[u8]) -> Result<(), String> {
-        let header = pcap::PacketHeader {
-            ts: libc::timeval {
-                tv_sec: (ts / SECOND) as _,
-                tv_usec: (ts % SECOND) as _,
-            },
-            caplen: data.len() as u32,
-            len: data.len() as u32,
-        };
-        self.file.write(&pcap::Packet::new(&header, data));
-        Ok(())
+        use std::io::Write;
+        let mut rec = [0u8; 16];
+        rec[0..4].copy_from_slice(&((ts / SECOND) as u32).to_ne_bytes());
+        rec[4..8].copy_from_slice(&((ts % SECOND) as u32).to_ne_bytes());
+        rec[8..12].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+        rec[12..16].copy_from_slice(&(data.len() as u32).to_ne_bytes());
+        let r = self
+            .file
+            .write_all(&rec)
+            .and_then(|_| self.file.write_all(data));
+        r.map_err(|e| self.fail(e))
     }
 
-    fn flush(&mut self) -> Result<(), String> {
-        self.file
-            .flush()
-            .map_err(|e| format!("cannot write {}: {e}", self.path))
+    /// Writes out what is buffered and, for a regular file, syncs it and renames it over the
+    /// target.
+    fn finish(mut self) -> Result<(), String> {
+        use std::io::Write;
+        let flushed = self.file.flush();
+        if let Err(e) = flushed {
+            return Err(self.fail(e));
+        }
+        if let Some(t) = self.tmp.clone() {
+            let done = self
+                .file
+                .get_ref()
+                .sync_all()
+                .and_then(|_| std::fs::rename(&t, &self.path));
+            if let Err(e) = done {
+                return Err(self.fail(e));
+            }
+            self.tmp = None;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PcapWriter {
+    fn drop(&mut self) {
+        // not finished (an error, or a panic): nothing half-written is left behind
+        if let Some(t) = self.tmp.take() {
+            let _ = std::fs::remove_file(t);
+        }
     }
 }
 
@@ -324,7 +377,7 @@ pub fn command(a: SynthArgs) -> Result<(), String> {
     let w = scenario.write(out, a.truth.as_ref().map(|_| window))?;
     if let (Some(path), Some(t)) = (&a.truth, &w.truth) {
         let json = serde_json::to_string_pretty(&t.report()).map_err(|e| e.to_string())?;
-        std::fs::write(path, json).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        crate::files::write_atomically(path, json.as_bytes())?;
     }
     eprintln!(
         "wrote {} packets from {} devices to {}",

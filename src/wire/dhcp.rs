@@ -37,6 +37,33 @@ pub struct Dhcp<'a> {
     pub host_name: Option<&'a [u8]>,
     pub vendor_class: Option<&'a [u8]>,
     pub requested_ip: Option<[u8; 4]>,
+    /// The options as read (up to END or the end of the captured bytes), for options that
+    /// come in several instances.
+    pub options: &'a [u8],
+}
+
+impl<'a> Dhcp<'a> {
+    /// Every instance of the host-name option, in order: a long name is split over several
+    /// and they are to be joined (RFC 3396); `host_name` is the last alone.
+    pub fn host_name_parts(&self) -> impl Iterator<Item = &'a [u8]> + Clone {
+        let d = self.options;
+        let mut at = 0;
+        std::iter::from_fn(move || loop {
+            let &code = d.get(at)?;
+            match code {
+                option::END => return None,
+                option::PAD => at += 1,
+                _ => {
+                    let len = *d.get(at + 1)? as usize;
+                    let value = d.get(at + 2..at + 2 + len)?;
+                    at += 2 + len;
+                    if code == option::HOST_NAME {
+                        return Some(value);
+                    }
+                }
+            }
+        })
+    }
 }
 
 /// Parses a DHCP message. Options are read until END or the end of the captured bytes; an
@@ -57,6 +84,7 @@ pub fn parse(d: &[u8]) -> Result<Dhcp<'_>, Malformed> {
         host_name: None,
         vendor_class: None,
         requested_ip: None,
+        options: &[],
     };
     let mut at = field::OPTIONS;
     while let Some(&code) = d.get(at) {
@@ -81,6 +109,7 @@ pub fn parse(d: &[u8]) -> Result<Dhcp<'_>, Malformed> {
             }
         }
     }
+    out.options = &d[field::OPTIONS..at.min(d.len())];
     Ok(out)
 }
 
@@ -116,6 +145,11 @@ mod tests {
 
     #[test]
     fn malformed() {
+        // a name split over two option 12 instances is both of them (RFC 3396)
+        let m = request(&[12, 3, b'c', b'a', b'm', 53, 1, 1, 12, 2, b'-', b'1', 255]);
+        let d = parse(&m).unwrap();
+        let parts: Vec<&[u8]> = d.host_name_parts().collect();
+        assert_eq!(parts, [&b"cam"[..], &b"-1"[..]]);
         let m = request(&[12, 10, b'x']);
         assert_eq!(parse(&m).unwrap_err(), Malformed::truncated(Layer::Dhcp));
         let mut bad = request(&[255]);

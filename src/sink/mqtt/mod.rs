@@ -683,6 +683,7 @@ mod tests {
                 threshold: 12.0,
                 threshold_source: ThresholdSource::Device,
                 severity: Severity::Low,
+                behaviour: None,
                 explanation: vec![Contribution {
                     feature: "syn_out".into(),
                     unit: "packets".into(),
