@@ -599,6 +599,9 @@ fn implicit_tls_a_refused_recipient_and_a_wrong_ca() {
         threshold: 10.0,
         threshold_source: ThresholdSource::Device,
         severity: Severity::Medium,
+        behaviour: None,
+        role: None,
+        counterpart: None,
         explanation: vec![Contribution {
             feature: "syn_out".into(),
             unit: "packets".into(),

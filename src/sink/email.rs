@@ -705,6 +705,9 @@ mod tests {
             threshold: 12.66,
             threshold_source: ThresholdSource::Device,
             severity: Severity::High,
+            behaviour: None,
+            role: None,
+            counterpart: None,
             explanation: vec![Contribution {
                 feature: "syn_out".into(),
                 unit: "packets".into(),

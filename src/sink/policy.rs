@@ -248,6 +248,9 @@ mod tests {
             threshold: 1.0,
             threshold_source: ThresholdSource::Device,
             severity: sev,
+            behaviour: None,
+            role: None,
+            counterpart: None,
             explanation: vec![],
             detail: None,
         }
