@@ -9,7 +9,7 @@
 //! most [`MAX_HEAD`] bytes; no body is read) and to read the answer; one request per
 //! connection. When every slot is taken, the connection that has waited longest for its
 //! request head is closed to make room (idle clients cannot starve the others); when every
-//! slot is busy answering, the newcomer gets 503.
+//! slot is busy answering, the newcomer waits up to [`ROOM_WAIT`] for one, then gets 503.
 //!
 //! Actions (name a device, mute its alerts, relearn it, forget it) are POST forms to
 //! `/device/<mac>/<action>` carrying the access token (cookie or bearer) and the server's
@@ -42,6 +42,8 @@ use crate::wire::Mac;
 pub const RECENT: usize = 50;
 /// Longest request head read (request line and headers).
 pub const MAX_HEAD: usize = 8 * 1024;
+/// How long a newcomer waits for a slot when every one is answering, before it gets 503.
+pub const ROOM_WAIT: Duration = Duration::from_millis(500);
 /// Longest request body read (an action's form).
 pub const MAX_BODY: usize = 2 * 1024;
 /// Actions waiting for the capture loop at most.
@@ -234,15 +236,20 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
                         let s = slots.swap_remove(i);
                         let _ = s.stream.shutdown(Shutdown::Both);
                     }
+                    // every slot is answering: they finish within moments unless the machine
+                    // is starved (the capture thread comes first), so wait for one a little
                     None => {
                         drop(slots);
-                        let mut stream = stream;
-                        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\
-                              Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n",
-                        );
-                        continue;
+                        if !wait_for_room(shared) {
+                            let mut stream = stream;
+                            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+                            let _ = stream.write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\
+                                  Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n",
+                            );
+                            continue;
+                        }
+                        slots = shared.slots.lock().unwrap_or_else(|p| p.into_inner());
                     }
                 }
             }
@@ -269,6 +276,19 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
             slots.retain(|s| s.id != id);
         }
     }
+}
+
+/// Waits up to [`ROOM_WAIT`] for a connection slot to free; true when one did.
+fn wait_for_room(shared: &Shared) -> bool {
+    let until = Instant::now() + ROOM_WAIT;
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+        let slots = shared.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.len() < shared.max {
+            return true;
+        }
+    }
+    false
 }
 
 /// A parsed request: what the server looks at.
