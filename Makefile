@@ -6,6 +6,7 @@
 #   make readme-eval  regenerate the README's evaluation table from `iotad eval --markdown`
 #   make aarch64       the fully static Raspberry Pi binary (aarch64-unknown-linux-musl)
 #   make test-aarch64  its unit tests and an end-to-end replay under qemu-user
+#   make screenshot  the status page of a synthesized network in headless Chromium (README's pictures)
 #   make deploy PI=user@host     install it on a Pi over ssh as a hardened service (BIN= a binary)
 #   make uninstall PI=user@host  remove what deploy installed
 
@@ -44,7 +45,7 @@ MODEL := models/iotad.gguf
 MODEL_SEEDS := 11 12 13 14 15 16
 MODEL_DIR := target/model
 
-.PHONY: all build deps test-deps rust demo test lint bench variants readme-eval clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64 deploy uninstall
+.PHONY: all build deps test-deps rust demo test lint bench variants readme-eval clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64 deploy uninstall screenshot
 
 all: build
 
@@ -111,6 +112,13 @@ test: lint test-deps
 
 bench: build
 	$(BIN) bench
+
+# `make screenshot`: tests/screenshots/{phone,desktop}.png, the status page with anomalies
+# (root: a veth pair; Debian's chromium renders it).
+screenshot: build test-deps
+	@dpkg -s chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	tests/screenshot.sh
 
 # `make variants`: the shared scenarios' attacks replayed from new devices at two start times,
 # and from a compromised camera and lock hub, each set evaluated (see tests/variants.py).

@@ -50,7 +50,9 @@ fi
 
 # The Pi's side: one script over ssh, the same for both actions.
 # (ssh joins its arguments into one command line: each is quoted, empty ones too)
-ssh_ "$(printf '%q ' $sudo_ bash -s -- "$action" "$src" "$ROOT" "$(basename "${BIN:-iotad}")")" <<'REMOTE'
+said=$(mktemp)
+trap 'rm -f "$said"; [ -z "${tmp:-}" ] || ssh_ rm -rf "$tmp"' EXIT
+ssh_ "$(printf '%q ' $sudo_ bash -s -- "$action" "$src" "$ROOT" "$(basename "${BIN:-iotad}")")" <<'REMOTE' | tee "$said"
 set -euo pipefail
 action=$1 src=$2 root=$3 binname=$4
 manifest=$root/etc/iotad/.deployed
@@ -95,6 +97,10 @@ if [ "$action" = install ]; then
     note "not run (systemd is not PID 1${root:+, or ROOT=$root}): systemctl daemon-reload; systemctl enable --now iotad"
   fi
   [ $changed = 1 ] || note "nothing changed"
+  # the status page's address, from the configuration in place
+  enabled=$("$root/usr/local/bin/iotad" config --check "$root/etc/iotad/config.json" --get http.enabled 2>/dev/null || true)
+  bind=$("$root/usr/local/bin/iotad" config --check "$root/etc/iotad/config.json" --get http.bind 2>/dev/null || true)
+  if [ "$enabled" = true ] && [ -n "$bind" ]; then note "status page: http.bind $bind"; fi
 else
   if systemd_runs && systemctl cat iotad >/dev/null 2>&1; then
     systemctl disable --now --quiet iotad || true
@@ -125,4 +131,14 @@ if [ "$action" = install ]; then
   host=${PI#*@}
   echo "iotad on $host: journalctl -u iotad -f (alerts in the log), events in ${ROOT}/var/log/iotad/events.jsonl;"
   echo "  configuration: ${ROOT}/etc/iotad/config.json (then: systemctl reload-or-restart iotad)"
+  bind=$(sed -n 's/^  status page: http.bind //p' "$said")
+  port=${bind##*:}
+  case $bind in
+    "") echo "status page: off (http.enabled is false)" ;;
+    127.*|localhost:*|"[::1]":*)
+      echo "status page: http://$bind/ on the Pi (loopback only); from here: ssh -L $port:$bind $PI, then open http://localhost:$port/" ;;
+    0.0.0.0:*|"[::]":*)
+      echo "status page: http://$host:$port/ (bring http.token: http://$host:$port/?token=...)" ;;
+    *) echo "status page: http://$bind/ (bring http.token: ?token=...)" ;;
+  esac
 fi

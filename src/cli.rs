@@ -74,6 +74,9 @@ pub struct ConfigArgs {
     /// print every key as a Markdown table (the README's)
     #[argh(switch)]
     pub markdown: bool,
+    /// print one key's value (such as http.bind) in the file --check names, or the defaults
+    #[argh(option)]
+    pub get: Option<String>,
 }
 
 /// Write one row of features per device and window (the model's training data).

@@ -44,7 +44,18 @@ pub fn end_quietly_on_a_closed_pipe() {
 
 /// `iotad config`: the example file, a check, or the key table.
 pub fn config_command(a: crate::cli::ConfigArgs) -> CmdResult {
-    if let Some(path) = &a.check {
+    if let Some(key) = &a.get {
+        let cfg = crate::config::Config::load(a.check.as_deref())?;
+        let v = serde_json::to_value(&cfg).map_err(|e| e.to_string())?;
+        let got = key
+            .split('.')
+            .try_fold(&v, |v, k| v.get(k))
+            .ok_or_else(|| format!("no key {key:?}: `iotad config --markdown` lists them"))?;
+        match got {
+            serde_json::Value::String(s) => println!("{s}"),
+            other => println!("{other}"),
+        }
+    } else if let Some(path) = &a.check {
         crate::config::Config::load(Some(path))?;
         println!("{}: valid", path.display());
     } else if a.markdown {
@@ -52,7 +63,7 @@ pub fn config_command(a: crate::cli::ConfigArgs) -> CmdResult {
     } else if a.example {
         print!("{}", crate::config::Config::example());
     } else {
-        return Err("say what to do: --example, --check FILE or --markdown".into());
+        return Err("say what to do: --example, --check FILE, --get KEY or --markdown".into());
     }
     Ok(())
 }

@@ -50,6 +50,7 @@ pub struct CaptureConfig {
     pub filter: Option<String>,
     pub core: Option<usize>,
     pub retry_max_secs: u32,
+    pub visibility_secs: u32,
 }
 
 impl Default for CaptureConfig {
@@ -64,6 +65,7 @@ impl Default for CaptureConfig {
             filter: None,
             core: None,
             retry_max_secs: 30,
+            visibility_secs: 180,
         }
     }
 }
@@ -733,6 +735,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("capture.filter", "BPF filter (tcpdump syntax) applied in the kernel, or null"),
     ("capture.core", "CPU core the capture thread is pinned to, or null for none"),
     ("capture.retry_max_secs", "longest wait between attempts to reopen an interface that went away"),
+    ("capture.visibility_secs", "seconds of capture before judging what it sees (a warning when only broadcast and own traffic)"),
     ("pipeline.window_secs", "length of a feature window, seconds (1 to 3600; the model's)"),
     ("pipeline.max_devices", "devices tracked at once (1 to 256); the least recently seen is evicted"),
     ("pipeline.gateways", "MAC addresses of the LAN's routers; others are detected from traffic"),
@@ -863,6 +866,9 @@ impl Config {
         }
         if c.retry_max_secs == 0 {
             return Err("capture.retry_max_secs must be at least 1".into());
+        }
+        if c.visibility_secs == 0 {
+            return Err("capture.visibility_secs must be at least 1".into());
         }
         let d = &self.detect;
         if d.learning_windows == 0 {

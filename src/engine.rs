@@ -230,9 +230,21 @@ impl Engine {
                     .detector
                     .as_ref()
                     .and_then(|det| det.view(id as usize, d.mac));
+                let note = self.detector.as_ref().and_then(|det| det.note(d.mac));
+                let given = note.map(|n| n.name.as_str()).unwrap_or_default();
                 DeviceStatus {
                     mac: d.mac.to_string(),
-                    name: d.identity.name().to_string(),
+                    name: if given.is_empty() {
+                        d.identity.name().to_string()
+                    } else {
+                        given.to_string()
+                    },
+                    own_name: d.identity.name().to_string(),
+                    muted_until: note
+                        .map(|n| n.muted_until)
+                        .filter(|&t| t > now_secs())
+                        .map(|t| Rfc3339(t * 1_000_000_000).to_string()),
+                    visible: None,
                     vendor_class: d.identity.vendor_class.to_string(),
                     ipv4: d.identity.ipv4.iter().map(|a| a.to_string()).collect(),
                     ipv6: d.identity.ipv6.iter().map(|a| a.to_string()).collect(),
@@ -265,6 +277,82 @@ impl Engine {
             incidents_opened: det.map_or([0; 3], |d| d.stats().opened),
             events: self.stats.events,
             devices,
+        }
+    }
+}
+
+/// What a person asks of the daemon on the status page; the capture loop applies it
+/// ([`Engine::act`]), so the page never touches live state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// Name the device (`""`: the name it gives itself again).
+    Name { mac: Mac, name: String },
+    /// Mute its anomaly alerts for `secs` seconds (0 unmutes).
+    Mute { mac: Mac, secs: u64 },
+    /// It learns afresh: threshold and learning period.
+    Relearn { mac: Mac },
+    /// Forget it: its learning, its name, its mute, its place in the device table.
+    Forget { mac: Mac },
+}
+
+/// The longest name a person can give a device (characters).
+pub const MAX_NAME: usize = 64;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Engine {
+    /// Applies what a person asked on the status page at wall-clock `now_secs`; returns what
+    /// was done, for the log. The caller saves the state afterwards so that it persists.
+    pub fn act(&mut self, a: &Action, now_secs: u64) -> Result<String, String> {
+        let Some(det) = self.detector.as_mut() else {
+            return Err("no detector: nothing to act on".into());
+        };
+        match a {
+            Action::Name { mac, name } => {
+                let name: String = name
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_NAME)
+                    .collect();
+                let name = name.trim();
+                det.set_name(*mac, name);
+                Ok(if name.is_empty() {
+                    format!("{mac}: name removed")
+                } else {
+                    format!("{mac}: named {name:?}")
+                })
+            }
+            Action::Mute { mac, secs } => {
+                if *secs == 0 {
+                    det.mute(*mac, 0);
+                    Ok(format!("{mac}: alerts unmuted"))
+                } else {
+                    det.mute(*mac, now_secs.saturating_add(*secs));
+                    Ok(format!("{mac}: alerts muted for {secs} s"))
+                }
+            }
+            Action::Relearn { mac } => {
+                if det.relearn(*mac) {
+                    Ok(format!("{mac}: learns afresh"))
+                } else if self.pipeline.table().find(*mac).is_some() {
+                    Ok(format!("{mac}: learns afresh (no window of it scored yet)"))
+                } else {
+                    Err(format!("{mac}: nothing learned yet to relearn"))
+                }
+            }
+            Action::Forget { mac } => {
+                let learned = det.forget(*mac);
+                let in_table = self.pipeline.forget(*mac);
+                if learned || in_table {
+                    Ok(format!("{mac}: forgotten"))
+                } else {
+                    Err(format!("{mac}: not known"))
+                }
+            }
         }
     }
 }
@@ -308,7 +396,17 @@ fn score(
         features: w.closed.features,
         outcome: outcome.as_ref(),
     });
-    if let Some(o) = outcome {
+    if let Some(mut o) = outcome {
+        // a muted device's anomalies are counted, not sent
+        if let Some(det) = detector.as_mut() {
+            if det.muted(device.mac, w.closed.start_ns) {
+                let before = o.events.len();
+                o.events.retain(|e| e.kind != EventKind::Anomaly);
+                for _ in o.events.len()..before {
+                    det.count_muted();
+                }
+            }
+        }
         stats.events += o.events.len() as u64;
         events.extend(o.events);
     }
@@ -414,7 +512,19 @@ pub struct Status {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DeviceStatus {
     pub mac: String,
+    /// The name a person gave it on the status page, or else the one it gives itself.
     pub name: String,
+    /// The name it gives itself (DHCP, mDNS).
+    #[serde(default)]
+    pub own_name: String,
+    /// Its anomaly alerts are muted until then.
+    #[serde(default)]
+    pub muted_until: Option<String>,
+    /// Whether a unicast frame between it and another station than this host was seen:
+    /// its conversations are visible from where the capture sits (`iotad run` measures it;
+    /// absent elsewhere).
+    #[serde(default)]
+    pub visible: Option<bool>,
     pub vendor_class: String,
     pub ipv4: Vec<String>,
     pub ipv6: Vec<String>,

@@ -135,6 +135,17 @@ impl Pipeline {
         }
     }
 
+    /// Drops the device with `mac` from the table, its open window with it (a person asked
+    /// to forget it); false when it is not there.
+    pub fn forget(&mut self, mac: crate::wire::Mac) -> bool {
+        let Some(id) = self.table.find_id(mac) else {
+            return false;
+        };
+        self.windows.stop(id);
+        self.table.retire(id);
+        true
+    }
+
     /// Routers known from before (a restored state): taken as detected routers at once.
     pub fn know_gateways(&mut self, gateways: &[crate::wire::Mac]) {
         self.table.know_gateways(gateways);

@@ -187,6 +187,11 @@ fn deploy_twice_then_uninstall_over_ssh() {
     // the default configuration is a valid one
     iotad::config::Config::load(Some(&config)).expect("deploy/config.json is valid");
     assert!(out.contains("not run (systemd is not PID 1"), "{out}");
+    // it ends with where the status page is (the default binds loopback: a tunnel)
+    assert!(
+        out.contains("status page: http://127.0.0.1:8080/ on the Pi (loopback only); from here: ssh -L 8080:127.0.0.1:8080 "),
+        "{out}"
+    );
 
     let before = tree(&root);
     let again = make("deploy", &client, &root, Some(bin));

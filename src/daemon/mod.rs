@@ -10,8 +10,10 @@
 
 pub mod notify;
 pub mod signals;
+pub mod visibility;
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +21,7 @@ use crate::capture::{self, CaptureError, CaptureStats, LiveOptions, Source};
 use crate::cli::RunArgs;
 use crate::config::{Config, DEFAULT_PATH};
 use crate::detect::Detector;
-use crate::engine::Engine;
+use crate::engine::{Action, Engine};
 use crate::model::{self, Model};
 use crate::sink::{
     email::Email, jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard,
@@ -27,6 +29,7 @@ use crate::sink::{
 use crate::status::{self, Recent, SinkStatus, Snapshot};
 use crate::tune;
 use notify::Notifier;
+use visibility::Visibility;
 
 /// How often the loop looks at the clock, its counters and the signals when packets flow.
 const HOUSEKEEPING: Duration = Duration::from_millis(200);
@@ -202,6 +205,10 @@ struct Daemon {
     capture_now: CaptureStats,
     /// What the tuning at start changed, put back at exit.
     tuned: tune::Record,
+    /// Actions from the status page, applied between packets.
+    actions: Option<Receiver<Action>>,
+    /// What the capture can see from where it sits.
+    visibility: Visibility,
 }
 
 impl Daemon {
@@ -232,11 +239,14 @@ impl Daemon {
             }
             None => None,
         };
+        let (tx, rx) = std::sync::mpsc::sync_channel(status::ACTIONS);
+        let mut actions = None;
         let page = if cfg.http.enabled {
             let board = Arc::new(StatusBoard::default());
-            match status::start(&cfg.http, Arc::clone(&board)) {
+            match status::start(&cfg.http, Arc::clone(&board), Some(tx)) {
                 Ok(server) => {
                     log::info!("status page on http://{}/", server.addr);
+                    actions = Some(rx);
                     Some((board, server))
                 }
                 // the detector matters more than its page: say so and keep going
@@ -266,7 +276,13 @@ impl Daemon {
         } else {
             tune::Record::default()
         };
+        let visibility = Visibility::new(
+            visibility::own_macs(Path::new("/sys/class/net")),
+            Duration::from_secs(u64::from(cfg.capture.visibility_secs)),
+        );
         Ok(Daemon {
+            actions,
+            visibility,
             tuned,
             cfg,
             config_path,
@@ -328,23 +344,67 @@ impl Daemon {
     /// snapshot for MQTT and the status page (every second, and at once after events).
     fn housekeeping(&mut self) {
         self.engine.tick(now_ns(), &mut |_| {});
+        let mut acted = false;
+        while let Some(a) = self.actions.as_ref().map(Receiver::try_recv) {
+            let a = match a {
+                Ok(a) => a,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.actions = None;
+                    break;
+                }
+            };
+            match self.engine.act(&a, now_ns() / 1_000_000_000) {
+                Ok(done) => log::info!("status page: {done}"),
+                Err(why) => log::warn!("status page: {why}"),
+            }
+            acted = true;
+        }
+        if acted {
+            // what a person asked persists at once
+            self.checkpoint();
+        }
+        if let Some(r) = self.visibility.take_warning() {
+            log::warn!(
+                "{} ({} of {} unicast frames between other stations in {} s)",
+                visibility::WARNING,
+                r.others_frames,
+                r.unicast_frames,
+                r.measured_secs
+            );
+        }
         let mut sent = false;
         for e in self.engine.drain_events() {
             self.sinks.send(&e);
             self.recent.push(&e);
             sent = true;
         }
-        if sent || self.posted.elapsed() >= BOARD_EVERY {
+        if sent || acted || self.posted.elapsed() >= BOARD_EVERY {
             self.post();
         }
     }
 
     /// Posts the node's snapshot to whoever reads it (MQTT, the status page).
     fn post(&mut self) {
+        let report = self.visibility.report();
+        if report.judged && self.posted.elapsed() >= BOARD_EVERY {
+            if let Some(path) = visibility::report_path(self.cfg.state.file.as_deref()) {
+                if let Ok(json) = serde_json::to_vec_pretty(&report) {
+                    if let Err(e) = crate::files::write_atomically(&path, &json) {
+                        log::debug!("cannot write {}: {e}", path.display());
+                    }
+                }
+            }
+        }
         if self.board.is_none() && self.page.is_none() {
+            self.posted = Instant::now();
             return;
         }
-        let node = Arc::new(self.engine.snapshot());
+        let mut node = self.engine.snapshot();
+        for d in &mut node.devices {
+            d.visible = visibility::parse_mac(&d.mac).map(|m| self.visibility.visible(m));
+        }
+        let node = Arc::new(node);
         if let Some(board) = &self.board {
             board.post_arc(Arc::clone(&node));
         }
@@ -357,6 +417,7 @@ impl Daemon {
                 sinks: SinkStatus::all(self.sinks.stats()),
                 node,
                 recent: self.recent.shared(),
+                visibility: Some(report),
             });
         }
         self.posted = Instant::now();
@@ -374,9 +435,13 @@ impl Daemon {
         let mut last_drop_log: Option<Instant> = None;
         let mut logged_drops = 0;
         let mut status_packets = (Instant::now(), 0u64);
+        let mut ether = source.link() == capture::LinkType::Ethernet;
         loop {
             match source.next() {
                 Ok(Some(pkt)) => {
+                    if ether {
+                        self.visibility.frame(pkt.data);
+                    }
                     self.engine.packet(&pkt, &mut |_| {});
                     if self.engine.pipeline().stats().packets % 64 != 0 {
                         continue;
@@ -393,6 +458,7 @@ impl Daemon {
                         None => return self.stop(),
                     }
                     self.engine.set_link(source.link());
+                    ether = source.link() == capture::LinkType::Ethernet;
                     continue;
                 }
             }

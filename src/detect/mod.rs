@@ -437,6 +437,20 @@ pub struct Detector {
     /// The LAN's routers, saved with the state (the device table finds them; the engine
     /// hands them over before a save and takes them back after a restore).
     gateways: Vec<Mac>,
+    /// What people said about devices on the status page (a name, a mute), keyed by MAC;
+    /// saved with the state.
+    notes: std::collections::BTreeMap<Mac, Note>,
+}
+
+/// What a person said about a device on the status page.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Note {
+    /// The name they gave it ("" for none: the one it gave itself is shown).
+    #[serde(default)]
+    pub name: String,
+    /// Its anomaly alerts are not sent before this (Unix seconds; 0: not muted).
+    #[serde(default)]
+    pub muted_until: u64,
 }
 
 /// A device as the detector sees it.
@@ -462,6 +476,8 @@ pub struct DetectStats {
     /// Model steps taken, and silent windows of devices at rest that needed none.
     pub steps: u64,
     pub steps_skipped: u64,
+    /// Anomaly events not sent because their device was muted.
+    pub muted: u64,
 }
 
 /// Logs one window's score and largest errors (`RUST_LOG=iotad::detect=trace`).
@@ -530,6 +546,7 @@ impl Detector {
             restored_until: None,
             stats: DetectStats::default(),
             gateways: Vec::new(),
+            notes: Default::default(),
         }
     }
 
@@ -815,6 +832,11 @@ impl Detector {
             incidents: self.incidents,
             gateways: self.gateways.iter().map(Mac::to_string).collect(),
             devices: devices.map(state::SavedDevice::of).collect(),
+            notes: self
+                .notes
+                .iter()
+                .map(|(m, n)| (m.to_string(), n.clone()))
+                .collect(),
         };
         let json = serde_json::to_vec(&saved).map_err(|e| e.to_string())?;
         crate::files::write_atomically(path, &json)
@@ -870,6 +892,12 @@ impl Detector {
             .iter()
             .map(|g| state::parse_mac(g))
             .collect::<Result<_, _>>()
+            .map_err(bad)?;
+        self.notes = saved
+            .notes
+            .into_iter()
+            .map(|(m, n)| Ok((state::parse_mac(&m)?, n)))
+            .collect::<Result<_, String>>()
             .map_err(bad)?;
         let n = devices.len();
         self.restored_until = devices.iter().map(|d| d.last_window).max();
@@ -1033,6 +1061,79 @@ impl Detector {
 
     pub fn set_gateways(&mut self, gateways: &[Mac]) {
         self.gateways = gateways.to_vec();
+    }
+
+    /// What people said about the device with `mac`.
+    pub fn note(&self, mac: Mac) -> Option<&Note> {
+        self.notes.get(&mac)
+    }
+
+    fn note_mut(&mut self, mac: Mac) -> &mut Note {
+        self.notes.entry(mac).or_default()
+    }
+
+    /// Names the device with `mac` (`""`: the name it gives itself again).
+    pub fn set_name(&mut self, mac: Mac, name: &str) {
+        self.note_mut(mac).name = name.to_string();
+        self.notes.retain(|_, n| *n != Note::default());
+    }
+
+    /// Mutes the anomaly alerts of the device with `mac` until `until_secs` (Unix seconds;
+    /// 0 unmutes).
+    pub fn mute(&mut self, mac: Mac, until_secs: u64) {
+        self.note_mut(mac).muted_until = until_secs;
+        self.notes.retain(|_, n| *n != Note::default());
+    }
+
+    /// Whether the anomaly alerts of the device with `mac` are muted at `ts_ns`.
+    pub fn muted(&self, mac: Mac, ts_ns: u64) -> bool {
+        self.notes
+            .get(&mac)
+            .is_some_and(|n| n.muted_until > ts_ns / 1_000_000_000)
+    }
+
+    /// Counts an anomaly event not sent because its device is muted.
+    pub fn count_muted(&mut self) {
+        self.stats.muted += 1;
+    }
+
+    /// The device with `mac` learns afresh: its typical errors, then its threshold, over a
+    /// learning period of its own (the network's first half, then its second), judged on
+    /// the population's threshold meanwhile; an open incident is dropped. Its recurrent
+    /// state stays (it is what the model knows of its recent past). False when the detector
+    /// holds nothing about it.
+    pub fn relearn(&mut self, mac: Mac) -> bool {
+        self.step_queued();
+        let d = self
+            .devices
+            .iter_mut()
+            .flatten()
+            .chain(self.parked.iter_mut())
+            .find(|d| d.mac == mac);
+        let Some(d) = d else { return false };
+        d.scored = 0;
+        d.threshold_scored = 0;
+        d.sq_err = [0.0; F];
+        d.scale = None;
+        d.max_learning = 0.0;
+        d.threshold = None;
+        d.incident = None;
+        d.quiet = 0;
+        d.held = 0;
+        true
+    }
+
+    /// Forgets everything about the device with `mac`: what it learned and what people
+    /// said about it. If it comes back it is a new device.
+    pub fn forget(&mut self, mac: Mac) -> bool {
+        self.step_queued();
+        let mut found = self.notes.remove(&mac).is_some();
+        for slot in &mut self.devices {
+            found |= slot.take_if(|d| d.mac == mac).is_some();
+        }
+        let before = self.parked.len();
+        self.parked.retain(|d| d.mac != mac);
+        found | (self.parked.len() != before)
     }
 
     /// Keeps the state of a device that left its table slot.

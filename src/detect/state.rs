@@ -27,6 +27,9 @@ pub(super) struct SavedDetector {
     #[serde(default)]
     pub gateways: Vec<String>,
     pub devices: Vec<SavedDevice>,
+    /// What people said about devices on the status page, by MAC.
+    #[serde(default)]
+    pub notes: std::collections::BTreeMap<String, super::Note>,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -307,6 +307,11 @@ impl Table {
         self.gateways.known()
     }
 
+    /// The slot of the device with this MAC, if it is one.
+    pub fn find_id(&self, mac: Mac) -> Option<DeviceId> {
+        self.index.get(&mac).copied()
+    }
+
     /// The device with this MAC, if it is one.
     pub fn find(&self, mac: Mac) -> Option<&Device> {
         self.index.get(&mac).and_then(|&id| self.get(id))

@@ -207,6 +207,41 @@ pub fn render(s: &Snapshot) -> String {
         "The threshold a device's score is judged against.",
         &|d| d.threshold,
     );
+    devices(
+        o,
+        "iotad_device_visible",
+        "1 when unicast traffic between a device and another station than this host was seen.",
+        &|d| d.visible.map(|v| f32::from(u8::from(v))),
+    );
+    devices(
+        o,
+        "iotad_device_muted",
+        "1 while a device's anomaly alerts are muted from the status page.",
+        &|d| Some(f32::from(u8::from(d.muted_until.is_some()))),
+    );
+    if let Some(v) = &s.visibility {
+        one(
+            o,
+            "iotad_unicast_frames_total",
+            "counter",
+            "Unicast Ethernet frames captured.",
+            v.unicast_frames,
+        );
+        one(
+            o,
+            "iotad_unicast_others_frames_total",
+            "counter",
+            "Unicast frames captured between two other stations than this host.",
+            v.others_frames,
+        );
+        one(
+            o,
+            "iotad_blind",
+            "gauge",
+            "1 when only broadcast and this host's own traffic is seen (see README, Placement).",
+            u8::from(v.blind),
+        );
+    }
     out
 }
 

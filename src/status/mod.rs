@@ -9,7 +9,14 @@
 //! most [`MAX_HEAD`] bytes; no body is read) and to read the answer; one request per
 //! connection. When every slot is taken, the connection that has waited longest for its
 //! request head is closed to make room (idle clients cannot starve the others); when every
-//! slot is busy answering, the newcomer gets 503.
+//! slot is busy answering, the newcomer waits up to [`ROOM_WAIT`] for one, then gets 503.
+//!
+//! Actions (name a device, mute its alerts, relearn it, forget it) are POST forms to
+//! `/device/<mac>/<action>` carrying the access token (cookie or bearer) and the server's
+//! CSRF token (random at each start, in the device page's forms); a GET changes nothing.
+//! The server does not apply them: it hands them to the capture loop through a bounded
+//! channel ([`ACTIONS`] deep; full is 503), which applies them between packets and saves the
+//! state at once.
 
 pub mod metrics;
 pub mod page;
@@ -18,6 +25,7 @@ use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,13 +34,22 @@ use serde::Serialize;
 use crate::capture::CaptureStats;
 use crate::config::HttpConfig;
 use crate::detect::Event;
-use crate::engine::Status;
+use crate::engine::{Action, Status};
 use crate::sink::{QueueStats, StatusBoard};
+use crate::wire::Mac;
 
 /// Events kept for the page and `/api/anomalies`.
 pub const RECENT: usize = 50;
 /// Longest request head read (request line and headers).
 pub const MAX_HEAD: usize = 8 * 1024;
+/// How long a newcomer waits for a slot when every one is answering, before it gets 503.
+pub const ROOM_WAIT: Duration = Duration::from_millis(500);
+/// Longest request body read (an action's form).
+pub const MAX_BODY: usize = 2 * 1024;
+/// Actions waiting for the capture loop at most.
+pub const ACTIONS: usize = 16;
+/// Longest mute, in minutes (30 days).
+pub const MAX_MUTE_MIN: u64 = 30 * 24 * 60;
 /// `/healthz` answers 503 when the capture loop has not posted for this long.
 pub const STALE: Duration = Duration::from_secs(5);
 const COOKIE: &str = "iotad_token";
@@ -50,6 +67,8 @@ pub struct Snapshot {
     pub node: Arc<Status>,
     #[serde(skip)]
     pub recent: Arc<Vec<Event>>,
+    /// What the capture can see from where it sits (`iotad run` measures it).
+    pub visibility: Option<crate::daemon::visibility::Report>,
 }
 
 /// One sink's queue.
@@ -119,17 +138,53 @@ struct Slot {
     reading: bool,
 }
 
+/// Where actions go, and the token their forms must carry.
+pub struct Actions {
+    pub tx: SyncSender<Action>,
+    pub csrf: String,
+}
+
+impl Actions {
+    /// Actions sent to `tx`, with a fresh random CSRF token.
+    pub fn new(tx: SyncSender<Action>) -> Actions {
+        Actions {
+            tx,
+            csrf: random_token(),
+        }
+    }
+}
+
+/// 128 random bits as hex (the kernel's random source; the clock and the process id when
+/// it cannot be read).
+fn random_token() -> String {
+    let mut b = [0u8; 16];
+    let read = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if read.is_err() {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        b = (t ^ (u128::from(std::process::id()) << 64)).to_le_bytes();
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
 struct Shared {
     board: Arc<StatusBoard<Snapshot>>,
     token: Option<String>,
+    actions: Option<Actions>,
     timeout: Duration,
     max: usize,
     slots: Mutex<Vec<Slot>>,
     next_id: AtomicU64,
 }
 
-/// Binds `cfg.bind` and serves from `board` on a thread of its own.
-pub fn start(cfg: &HttpConfig, board: Arc<StatusBoard<Snapshot>>) -> Result<Server, String> {
+/// Binds `cfg.bind` and serves from `board` on a thread of its own; actions go to `actions`
+/// (none: the page has no actions).
+pub fn start(
+    cfg: &HttpConfig,
+    board: Arc<StatusBoard<Snapshot>>,
+    actions: Option<SyncSender<Action>>,
+) -> Result<Server, String> {
     let addr = cfg.addr()?;
     let token = cfg.token()?;
     let listener = TcpListener::bind(addr).map_err(|e| format!("http.bind {}: {e}", cfg.bind))?;
@@ -138,6 +193,7 @@ pub fn start(cfg: &HttpConfig, board: Arc<StatusBoard<Snapshot>>) -> Result<Serv
     let shared = Arc::new(Shared {
         board,
         token,
+        actions: actions.map(Actions::new),
         timeout: Duration::from_secs(u64::from(cfg.timeout_secs)),
         max: cfg.max_connections,
         slots: Mutex::new(Vec::new()),
@@ -180,15 +236,20 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
                         let s = slots.swap_remove(i);
                         let _ = s.stream.shutdown(Shutdown::Both);
                     }
+                    // every slot is answering: they finish within moments unless the machine
+                    // is starved (the capture thread comes first), so wait for one a little
                     None => {
                         drop(slots);
-                        let mut stream = stream;
-                        let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\
-                              Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n",
-                        );
-                        continue;
+                        if !wait_for_room(shared) {
+                            let mut stream = stream;
+                            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+                            let _ = stream.write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 5\r\n\
+                                  Connection: close\r\nRetry-After: 1\r\n\r\nbusy\n",
+                            );
+                            continue;
+                        }
+                        slots = shared.slots.lock().unwrap_or_else(|p| p.into_inner());
                     }
                 }
             }
@@ -217,6 +278,19 @@ fn accept(listener: &TcpListener, shared: &Arc<Shared>, stop: &AtomicBool) {
     }
 }
 
+/// Waits up to [`ROOM_WAIT`] for a connection slot to free; true when one did.
+fn wait_for_room(shared: &Shared) -> bool {
+    let until = Instant::now() + ROOM_WAIT;
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(5));
+        let slots = shared.slots.lock().unwrap_or_else(|p| p.into_inner());
+        if slots.len() < shared.max {
+            return true;
+        }
+    }
+    false
+}
+
 /// A parsed request: what the server looks at.
 #[derive(Debug, Default, PartialEq)]
 pub struct Request {
@@ -225,15 +299,55 @@ pub struct Request {
     pub query: String,
     pub authorization: Option<String>,
     pub cookie: Option<String>,
+    pub content_length: Option<usize>,
+    pub content_type: Option<String>,
+    /// The body (POST only, at most [`MAX_BODY`] bytes).
+    pub body: Vec<u8>,
 }
 
-/// Reads the request head: up to [`MAX_HEAD`] bytes within `timeout` overall.
+/// Where the head in `buf` ends (after its blank line).
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads the rest of a body of `len` bytes after the `got` bytes already read, by
+/// `deadline`.
+fn read_body(
+    stream: &mut TcpStream,
+    mut got: Vec<u8>,
+    len: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, u16> {
+    got.truncate(len);
+    let mut buf = [0u8; 1024];
+    while got.len() < len {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(408);
+        }
+        let _ = stream.set_read_timeout(Some(left));
+        match stream.read(&mut buf[..(len - got.len()).min(1024)]) {
+            Ok(0) => return Err(400),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return Err(408),
+        }
+    }
+    Ok(got)
+}
+
+/// Reads the request head: up to [`MAX_HEAD`] bytes within `timeout` overall (with what
+/// came after it: the start of a body).
 fn read_head(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, u16> {
     let deadline = Instant::now() + timeout;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     loop {
-        if head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n") {
+        if head_end(&head).is_some() {
             return Ok(head);
         }
         if head.len() >= MAX_HEAD {
@@ -286,6 +400,10 @@ pub fn parse(head: &[u8]) -> Option<Request> {
             r.authorization = Some(value);
         } else if name.eq_ignore_ascii_case("cookie") {
             r.cookie = Some(value);
+        } else if name.eq_ignore_ascii_case("content-length") {
+            r.content_length = Some(value.parse().ok()?);
+        } else if name.eq_ignore_ascii_case("content-type") {
+            r.content_type = Some(value);
         }
     }
     Some(r)
@@ -325,16 +443,32 @@ fn reason(status: u16) -> &'static str {
         303 => "See Other",
         400 => "Bad Request",
         401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
         431 => "Request Header Fields Too Large",
         _ => "Service Unavailable",
     }
 }
 
 fn serve(shared: &Shared, id: u64, mut stream: TcpStream) {
-    let head = read_head(&mut stream, shared.timeout);
+    let deadline = Instant::now() + shared.timeout;
+    let head = read_head(&mut stream, shared.timeout).and_then(|buf| {
+        let end = head_end(&buf).unwrap_or(buf.len());
+        let mut req = parse(&buf[..end]).ok_or(400u16)?;
+        if req.method == "POST" {
+            let len = req.content_length.ok_or(411u16)?;
+            if len > MAX_BODY {
+                return Err(413);
+            }
+            req.body = read_body(&mut stream, buf[end..].to_vec(), len, deadline)?;
+        }
+        Ok(req)
+    });
     {
         let mut slots = shared.slots.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = slots.iter_mut().find(|s| s.id == id) {
@@ -344,10 +478,7 @@ fn serve(shared: &Shared, id: u64, mut stream: TcpStream) {
     let (response, head_only) = match head {
         Err(0) => return,
         Err(code) => (Response::text(code, reason(code)), false),
-        Ok(head) => match parse(&head) {
-            None => (Response::text(400, "bad request"), false),
-            Some(req) => (answer(shared, &req), req.method == "HEAD"),
-        },
+        Ok(req) => (answer(shared, &req), req.method == "HEAD"),
     };
     let _ = stream.set_write_timeout(Some(shared.timeout));
     let mut out = format!(
@@ -360,7 +491,8 @@ fn serve(shared: &Shared, id: u64, mut stream: TcpStream) {
     );
     if response.content_type.starts_with("text/html") {
         out += "Content-Security-Policy: default-src 'none'; style-src 'unsafe-inline'; \
-                img-src 'self'\r\nX-Frame-Options: DENY\r\n";
+                img-src 'self'; form-action 'self'; frame-ancestors 'none'\r\n\
+                X-Frame-Options: DENY\r\n";
     }
     for (k, v) in &response.headers {
         out += &format!("{k}: {v}\r\n");
@@ -387,11 +519,165 @@ fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
         .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
-/// The answer to `req`.
-pub fn answer_with(board: &StatusBoard<Snapshot>, token: Option<&str>, req: &Request) -> Response {
-    if req.method != "GET" && req.method != "HEAD" {
-        let mut r = Response::text(405, "only GET and HEAD");
+/// Whether `req` carries `token` as a bearer token or in the cookie.
+fn carries(req: &Request, token: &str) -> bool {
+    let bearer = req
+        .authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .is_some_and(|t| same(t.trim(), token));
+    let cookie = req.cookie.as_deref().is_some_and(|c| {
+        c.split(';')
+            .filter_map(|kv| kv.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+            .any(|t| same(t, token))
+    });
+    bearer || cookie
+}
+
+fn unauthorized() -> Response {
+    let mut r = Response::text(401, "a token is needed (Authorization: Bearer, or ?token=)");
+    r.headers
+        .push(("WWW-Authenticate", "Bearer realm=\"iotad\"".into()));
+    r
+}
+
+/// `%XX` and `+` decoded (a form field); `None` when it is not UTF-8.
+fn form_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            x => out.push(x),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The form field `name` of an `application/x-www-form-urlencoded` body.
+pub fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    text.split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .and_then(form_decode)
+}
+
+fn parse_mac(s: &str) -> Option<Mac> {
+    let mut m = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut m {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(Mac(m))
+}
+
+/// A POST: an action, checked (access token, CSRF token, form) and handed to the capture
+/// loop.
+fn act(token: Option<&str>, actions: Option<&Actions>, req: &Request) -> Response {
+    let Some(actions) = actions else {
+        let mut r = Response::text(405, "no actions here: only GET and HEAD");
         r.headers.push(("Allow", "GET, HEAD".into()));
+        return r;
+    };
+    let Some((mac, verb)) = req
+        .path
+        .strip_prefix("/device/")
+        .and_then(|p| p.split_once('/'))
+    else {
+        return Response::text(404, "not found");
+    };
+    if token.is_some_and(|t| !carries(req, t)) {
+        return unauthorized();
+    }
+    if !req
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"))
+    {
+        return Response::text(415, "a form is needed (application/x-www-form-urlencoded)");
+    }
+    if !form_field(&req.body, "csrf").is_some_and(|c| same(&c, &actions.csrf)) {
+        return Response::text(
+            403,
+            "no or a stale CSRF token: reload the page and submit its form again",
+        );
+    }
+    let Some(mac) = parse_mac(mac) else {
+        return Response::text(400, "not a MAC address");
+    };
+    let action = match verb {
+        "name" => Action::Name {
+            mac,
+            name: form_field(&req.body, "name").unwrap_or_default(),
+        },
+        "mute" => match form_field(&req.body, "minutes").and_then(|m| m.parse::<u64>().ok()) {
+            Some(m) if m <= MAX_MUTE_MIN => Action::Mute { mac, secs: m * 60 },
+            _ => {
+                return Response::text(
+                    400,
+                    &format!("minutes: a whole number from 0 (unmute) to {MAX_MUTE_MIN}"),
+                )
+            }
+        },
+        "relearn" => Action::Relearn { mac },
+        "forget" => Action::Forget { mac },
+        _ => return Response::text(404, "no such action"),
+    };
+    let back = if verb == "forget" {
+        "/".to_string()
+    } else {
+        format!("/device/{mac}")
+    };
+    match actions.tx.try_send(action) {
+        Ok(()) => {
+            let mut r = Response::text(303, "done: see other");
+            r.headers.push(("Location", back));
+            r
+        }
+        Err(TrySendError::Full(_)) => {
+            let mut r = Response::text(503, "busy: too many actions waiting, try again");
+            r.headers.push(("Retry-After", "1".into()));
+            r
+        }
+        Err(TrySendError::Disconnected(_)) => Response::text(503, "the capture loop is gone"),
+    }
+}
+
+/// The answer to `req`, actions included.
+pub fn respond(
+    board: &StatusBoard<Snapshot>,
+    token: Option<&str>,
+    actions: Option<&Actions>,
+    req: &Request,
+) -> Response {
+    if req.method == "POST" {
+        return act(token, actions, req);
+    }
+    answer_with(board, token, actions.map(|a| a.csrf.as_str()), req)
+}
+
+/// The answer to a GET or HEAD `req` (`csrf`: the token the device page's forms carry,
+/// none for a page without actions).
+pub fn answer_with(
+    board: &StatusBoard<Snapshot>,
+    token: Option<&str>,
+    csrf: Option<&str>,
+    req: &Request,
+) -> Response {
+    if req.method != "GET" && req.method != "HEAD" {
+        let mut r = Response::text(405, "only GET and HEAD, and POST for actions");
+        r.headers.push(("Allow", "GET, HEAD, POST".into()));
         return r;
     }
     let latest = board.latest();
@@ -409,16 +695,6 @@ pub fn answer_with(board: &StatusBoard<Snapshot>, token: Option<&str>, req: &Req
         };
     }
     if let Some(token) = token {
-        let bearer = req
-            .authorization
-            .as_deref()
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .is_some_and(|t| same(t.trim(), token));
-        let cookie = req.cookie.as_deref().is_some_and(|c| {
-            c.split(';')
-                .filter_map(|kv| kv.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-                .any(|t| same(t, token))
-        });
         if let Some(t) = query_param(&req.query, "token") {
             if same(t, token) {
                 // once: a cookie, and the address without the token
@@ -431,12 +707,8 @@ pub fn answer_with(board: &StatusBoard<Snapshot>, token: Option<&str>, req: &Req
                 return r;
             }
         }
-        if !bearer && !cookie {
-            let mut r =
-                Response::text(401, "a token is needed (Authorization: Bearer, or ?token=)");
-            r.headers
-                .push(("WWW-Authenticate", "Bearer realm=\"iotad\"".into()));
-            return r;
+        if !carries(req, token) {
+            return unauthorized();
         }
     }
     let Some((_, snap)) = latest else {
@@ -467,9 +739,11 @@ pub fn answer_with(board: &StatusBoard<Snapshot>, token: Option<&str>, req: &Req
             Some(mac) => {
                 let mac = mac.to_ascii_lowercase();
                 match snap.node.devices.iter().find(|d| d.mac == mac) {
-                    Some(d) => {
-                        Response::new(200, "text/html; charset=utf-8", page::device(&snap, d))
-                    }
+                    Some(d) => Response::new(
+                        200,
+                        "text/html; charset=utf-8",
+                        page::device(&snap, d, csrf),
+                    ),
                     None => Response::text(404, "no such device"),
                 }
             }
@@ -479,7 +753,12 @@ pub fn answer_with(board: &StatusBoard<Snapshot>, token: Option<&str>, req: &Req
 }
 
 fn answer(shared: &Shared, req: &Request) -> Response {
-    answer_with(&shared.board, shared.token.as_deref(), req)
+    respond(
+        &shared.board,
+        shared.token.as_deref(),
+        shared.actions.as_ref(),
+        req,
+    )
 }
 
 #[cfg(test)]
@@ -518,27 +797,27 @@ mod tests {
     fn status_token_gates_everything_but_healthz() {
         let b = board();
         let t = Some("s3cret-token");
-        assert_eq!(answer_with(&b, t, &get("/")).status, 401);
-        assert_eq!(answer_with(&b, t, &get("/metrics")).status, 401);
-        assert_eq!(answer_with(&b, t, &get("/?token=wrong")).status, 401);
-        assert_eq!(answer_with(&b, t, &get("/healthz")).status, 200);
-        let once = answer_with(&b, t, &get("/api/status?token=s3cret-token"));
+        assert_eq!(answer_with(&b, t, None, &get("/")).status, 401);
+        assert_eq!(answer_with(&b, t, None, &get("/metrics")).status, 401);
+        assert_eq!(answer_with(&b, t, None, &get("/?token=wrong")).status, 401);
+        assert_eq!(answer_with(&b, t, None, &get("/healthz")).status, 200);
+        let once = answer_with(&b, t, None, &get("/api/status?token=s3cret-token"));
         assert_eq!(once.status, 303);
         let mut req = get("/api/status");
         req.cookie = Some("a=b; iotad_token=s3cret-token".into());
-        assert_eq!(answer_with(&b, t, &req).status, 200);
+        assert_eq!(answer_with(&b, t, None, &req).status, 200);
         let mut req = get("/api/devices");
         req.authorization = Some("Bearer s3cret-token".into());
-        assert_eq!(answer_with(&b, t, &req).status, 200);
-        assert_eq!(answer_with(&b, None, &get("/")).status, 200);
-        assert_eq!(answer_with(&b, None, &get("/nope")).status, 404);
+        assert_eq!(answer_with(&b, t, None, &req).status, 200);
+        assert_eq!(answer_with(&b, None, None, &get("/")).status, 200);
+        assert_eq!(answer_with(&b, None, None, &get("/nope")).status, 404);
     }
 
     #[test]
     fn status_healthz_is_503_before_the_first_snapshot() {
         let b = StatusBoard::default();
-        assert_eq!(answer_with(&b, None, &get("/healthz")).status, 503);
-        assert_eq!(answer_with(&b, None, &get("/")).status, 503);
+        assert_eq!(answer_with(&b, None, None, &get("/healthz")).status, 503);
+        assert_eq!(answer_with(&b, None, None, &get("/")).status, 503);
     }
 
     fn fetch(addr: std::net::SocketAddr) -> String {
@@ -558,7 +837,7 @@ mod tests {
             timeout_secs: 1,
             ..HttpConfig::default()
         };
-        let server = start(&cfg, Arc::new(board())).unwrap();
+        let server = start(&cfg, Arc::new(board()), None).unwrap();
         let idle: Vec<TcpStream> = (0..200)
             .map(|_| TcpStream::connect(server.addr).unwrap())
             .collect();

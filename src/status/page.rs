@@ -35,7 +35,8 @@ h1{font-size:1.3em}h2{font-size:1.1em;border-bottom:1px solid var(--line)}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.2em .4em;border-bottom:1px solid var(--line);vertical-align:top}\
 .m{color:var(--mute);font-size:.9em}.w{overflow-x:auto}code{font-size:.9em}a{color:inherit}\
 svg .t{fill:var(--line)}svg .ok{fill:var(--ok)}svg .bad{fill:var(--bad)}svg .th{stroke:var(--fg)}\
-ul{padding-left:1.2em}";
+ul{padding-left:1.2em}.acts form{margin:.4em 0}input,select,button{font:inherit}\
+.warn{border:2px solid var(--bad);padding:.3em .6em}";
 
 fn head(title: &str) -> String {
     format!(
@@ -64,8 +65,8 @@ fn bar(d: &DeviceStatus) -> String {
     format!(
         "<svg width=120 height=12 viewBox=\"0 0 120 12\" role=img>\
          <title>{} score {s:.2} against threshold {t:.2}</title>\
-         <rect class=t width=120 height=12/><rect class={class} width=\"{w:.1}\" height=12/>\
-         <line class=th x1=80 x2=80 y1=0 y2=12 stroke-width=2/></svg>",
+         <rect class=t width=\"120\" height=\"12\"/><rect class={class} width=\"{w:.1}\" height=\"12\"/>\
+         <line class=th x1=\"80\" x2=\"80\" y1=\"0\" y2=\"12\" stroke-width=\"2\"/></svg>",
         esc(&display_name(d))
     )
 }
@@ -148,7 +149,7 @@ fn device_row(out: &mut String, d: &DeviceStatus) {
         "<tr><td><a href=\"/device/{mac}\">{name}</a><br><span class=m>{vendor}</span></td>\
          <td><code>{mac}</code><br><span class=m>{ips}</span></td>\
          <td>{bar}<br><span class=m>{score} / {threshold}</span></td>\
-         <td class=m>{last}</td><td>{incident}</td></tr>",
+         <td class=m>{last}</td><td>{incident}{muted}</td></tr>",
         mac = esc(&d.mac),
         name = esc(&display_name(d)),
         vendor = esc(&d.vendor_class),
@@ -158,6 +159,10 @@ fn device_row(out: &mut String, d: &DeviceStatus) {
         threshold = f(d.threshold),
         last = esc(&d.last_seen),
         incident = d.incident.map_or(String::new(), |i| format!("#{i}")),
+        muted = d.muted_until.as_deref().map_or(String::new(), |t| format!(
+            "<br><span class=m>muted until {}</span>",
+            esc(t)
+        )),
     );
 }
 
@@ -230,6 +235,9 @@ pub fn index(s: &Snapshot) -> String {
         "<h1>iotad <span class=m>{}</span></h1>",
         esc(s.version)
     );
+    if let Some(w) = s.visibility.as_ref().and_then(|v| v.warning.as_deref()) {
+        let _ = write!(out, "<p class=warn><b>Blind:</b> {}</p>", esc(w));
+    }
     health(&mut out, s);
     let _ = write!(out, "<h2>Devices ({})</h2>", s.node.devices.len());
     let devices: Vec<&DeviceStatus> = s.node.devices.iter().collect();
@@ -240,8 +248,44 @@ pub fn index(s: &Snapshot) -> String {
     out
 }
 
-/// `/device/<mac>`.
-pub fn device(s: &Snapshot, d: &DeviceStatus) -> String {
+/// The action forms of the device page: each a POST carrying `csrf`.
+fn actions(out: &mut String, d: &DeviceStatus, csrf: &str) {
+    let mac = esc(&d.mac);
+    let csrf = esc(csrf);
+    let form = |verb: &str| {
+        format!(
+            "<form method=post action=\"/device/{mac}/{verb}\">\
+             <input type=hidden name=csrf value=\"{csrf}\">"
+        )
+    };
+    let given = if d.name == d.own_name {
+        ""
+    } else {
+        d.name.as_str()
+    };
+    let _ = write!(
+        out,
+        "<h2>Actions</h2><div class=acts>\
+         {}<input name=name maxlength=64 value=\"{}\" placeholder=\"{}\" aria-label=name> \
+         <button>name</button></form>\
+         {}<select name=minutes aria-label=\"mute for\"><option value=60>1 hour</option>\
+         <option value=480>8 hours</option><option value=1440>1 day</option>\
+         <option value=10080>1 week</option><option value=0>unmute</option></select> \
+         <button>mute alerts</button></form>\
+         {}<button>relearn</button> <span class=m>its threshold and learning period afresh</span></form>\
+         {}<button>forget</button> <span class=m>all it learned; it is new if it comes back</span></form>\
+         </div>",
+        form("name"),
+        esc(given),
+        esc(if d.own_name.is_empty() { &d.mac } else { &d.own_name }),
+        form("mute"),
+        form("relearn"),
+        form("forget"),
+    );
+}
+
+/// `/device/<mac>`; `csrf` is the token its action forms carry (none: no actions).
+pub fn device(s: &Snapshot, d: &DeviceStatus, csrf: Option<&str>) -> String {
     let mut out = head(&format!("iotad: {}", display_name(d)));
     let _ = write!(
         out,
@@ -260,6 +304,9 @@ pub fn device(s: &Snapshot, d: &DeviceStatus) -> String {
     );
     let mine: Vec<&Event> = s.recent.iter().filter(|e| e.device.mac == d.mac).collect();
     events(&mut out, &mine);
+    if let Some(csrf) = csrf {
+        actions(&mut out, d, csrf);
+    }
     out.push_str("</body></html>");
     out
 }
@@ -280,6 +327,9 @@ pub(crate) mod tests {
             mac: "02:10:00:00:00:00".into(),
             name: HOSTILE.into(),
             vendor_class: "x\"><img src=x onerror=alert(2)>".into(),
+            own_name: String::new(),
+            muted_until: None,
+            visible: None,
             ipv4: vec!["192.168.1.10".into()],
             ipv6: vec![],
             first_seen: "2024-01-01T00:00:00Z".into(),
@@ -349,13 +399,14 @@ pub(crate) mod tests {
             sinks: vec![],
             node: Arc::new(node),
             recent: Arc::new(vec![event]),
+            visibility: None,
         }
     }
 
     #[test]
     fn status_page_escapes_what_devices_say() {
         let s = sample();
-        for html in [index(&s), device(&s, &s.node.devices[0])] {
+        for html in [index(&s), device(&s, &s.node.devices[0], Some("c\"srf"))] {
             assert!(!html.contains("<script>"), "{html}");
             assert!(!html.contains("<img"), "{html}");
             assert!(!html.contains("SYNs <b>"), "{html}");
@@ -364,5 +415,7 @@ pub(crate) mod tests {
             assert!(html.contains("sent 500 SYNs"));
         }
         assert!(index(&s).len() < 16 * 1024);
+        // an unquoted value before "/>" would swallow the slash (height="12/")
+        assert!(!index(&s).contains("=12/>"), "{}", index(&s));
     }
 }

@@ -600,6 +600,8 @@ pub fn command(a: crate::cli::TuneArgs) -> Result<(), String> {
     let plan = plan(&t, interface.as_deref(), cfg.capture.core);
     if !a.apply {
         print!("{plan}");
+        let report = crate::daemon::visibility::report_path(cfg.state.file.as_deref());
+        print!("{}", crate::daemon::visibility::describe(report.as_deref()));
         return Ok(());
     }
     let applied = apply(&plan);
