@@ -678,10 +678,32 @@ fn mqtts_with_a_ca_file_and_a_password_file() {
         "--state",
         s(&state),
     ];
-    let daemon = Daemon::start(&dir, "tls", &args);
+    let daemon = Daemon::start(
+        &dir,
+        "tls",
+        &[&args[..], &["--learning-windows", "1"]].concat(),
+    );
     sub.wait_for("online over TLS", 0, Duration::from_secs(10), |m| {
         is_status(m, "online")
     });
+    // the same flow as in the clear: the scanner's anomaly and its discovery config arrive
+    let pcap = dir.join("net.pcap");
+    synth(&pcap, 3, 30, 3, &[&format!("portscan@20:{SCANNER}")]);
+    veth.play(&pcap, 1.0);
+    let (_, alert) = sub.wait_for(
+        "anomaly event for the scanner over TLS",
+        0,
+        Duration::from_secs(30),
+        |m| {
+            m.topic == format!("{BASE}/anomaly")
+                && m.json()["device"]["mac"] == SCANNER
+                && m.json()["phase"] == "open"
+        },
+    );
+    assert!(alert.json()["explanation"][0]["text"].is_string());
+    let topic = format!("homeassistant/device/iotad_test_{}/config", mac_id(SCANNER));
+    let (_, m) = sub.wait_for(&topic, 0, Duration::from_secs(10), |m| m.topic == topic);
+    assert!(!check_discovery(&m.json(), Some(SCANNER)).is_empty());
     let (_, clean, log) = daemon.terminate();
     assert!(clean, "{log}");
     sub.wait_for("offline over TLS", 0, Duration::from_secs(5), |m| {
