@@ -146,7 +146,7 @@ fn a_public_address_scanner_with_damaged_frames_is_alerted_and_leaves_no_phantom
     for (ts, mut f) in frames {
         readdress(&mut f, own_ip, public);
         let from_scanner = f[6..12] == scanner_mac && f[12..14] == [8, 0];
-        let in_scan = (1_704_067_200 + 70..1_704_067_200 + 90).contains(&(ts.tv_sec as i64));
+        let in_scan = (1_704_067_200 + 70..1_704_067_200 + 90).contains(&ts.tv_sec);
         out.push((ts, f.clone()));
         if from_scanner && in_scan && out.len() % 7 == 0 {
             let mut d = f.clone();
