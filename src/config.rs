@@ -78,6 +78,7 @@ pub struct PipelineConfig {
     pub max_devices: usize,
     pub gateways: Vec<String>,
     pub auto_gateway: bool,
+    pub dhcp_router: bool,
     pub max_gap_windows: u64,
     pub oui_file: PathBuf,
 }
@@ -89,6 +90,7 @@ impl Default for PipelineConfig {
             max_devices: MAX_DEVICES,
             gateways: Vec::new(),
             auto_gateway: true,
+            dhcp_router: true,
             max_gap_windows: 8640,
             oui_file: PathBuf::from(crate::device::oui::DEFAULT_PATH),
         }
@@ -740,6 +742,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("pipeline.max_devices", "devices tracked at once (1 to 256); the least recently seen is evicted"),
     ("pipeline.gateways", "MAC addresses of the LAN's routers; others are detected from traffic"),
     ("pipeline.auto_gateway", "detect routers from traffic (frames to internet addresses)"),
+    ("pipeline.dhcp_router", "a router the DHCP server names (option 3) is a router at once; others that forward once one is known stay devices for 30 minutes"),
     ("pipeline.max_gap_windows", "longest silence emitted as empty windows; longer ones skip the rest"),
     ("pipeline.oui_file", "the IEEE OUI registry for vendor names (Debian package ieee-data)"),
     ("detect.learning_windows", "windows after the first during which thresholds are learned and nothing alerts"),

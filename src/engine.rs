@@ -122,15 +122,37 @@ impl Engine {
             None => DeviceRef::station(mac),
         };
         let e = match n {
-            Notice::Gateway { mac, ts_ns } => det.notice(
+            Notice::Gateway {
+                mac,
+                ts_ns,
+                router: true,
+            } => det.notice(
                 EventKind::GatewayChange,
                 who(mac),
                 ts_ns,
                 format!(
                     "{mac} routes the LAN's internet traffic; the LAN already had a router ({}): \
                      a second router, a router with a new MAC, or a station forwarding the LAN's \
-                     traffic (man-in-the-middle)",
-                    list(table.gateways().iter().filter(|g| **g != mac))
+                     traffic (man-in-the-middle); taken for a router (DHCP names it, or it \
+                     forwarded for {} minutes)",
+                    list(table.gateways().iter().filter(|g| **g != mac)),
+                    crate::device::gateway::SUSTAIN_NS / 60_000_000_000
+                ),
+            ),
+            Notice::Gateway {
+                mac,
+                ts_ns,
+                router: false,
+            } => det.notice(
+                EventKind::GatewayChange,
+                who(mac),
+                ts_ns,
+                format!(
+                    "{mac} forwards the LAN's internet traffic, but the LAN's router is {}: a \
+                     man-in-the-middle, or a new router; it stays watched as a device until the \
+                     DHCP server names it or it has forwarded for {} minutes",
+                    list(table.gateways().iter()),
+                    crate::device::gateway::SUSTAIN_NS / 60_000_000_000
                 ),
             ),
             Notice::NextHop {

@@ -45,7 +45,8 @@ pub struct Pipeline {
 impl Pipeline {
     pub fn new(cfg: &PipelineConfig) -> Result<Pipeline, String> {
         cfg.validate()?;
-        let table = Table::new(cfg.max_devices, &cfg.gateway_macs()?, cfg.auto_gateway);
+        let mut table = Table::new(cfg.max_devices, &cfg.gateway_macs()?, cfg.auto_gateway);
+        table.trust_dhcp(cfg.dhcp_router);
         let windows = Windows::new(table.capacity(), cfg.window_ns(), cfg.max_gap_windows);
         Ok(Pipeline {
             table,

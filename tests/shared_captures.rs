@@ -224,6 +224,17 @@ fn detection_meets_its_targets_on_the_shared_captures() {
         m["captures"].as_array().unwrap().len(),
         "every capture of the manifest is evaluated"
     );
+    // no attack window is lost to attribution (issue 11): the attacker taken for a router,
+    // evicted or forgotten while it attacked
+    let lost: Vec<String> = reports
+        .iter()
+        .filter(|r| r["attack_windows_lost"] != 0)
+        .map(|r| format!("{}: {}", r["file"], r["attack_windows_lost"]))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "attack windows lost to attribution: {lost:?}"
+    );
     judge(&reports, KNOWN_GAPS, missed_targets);
 }
 

@@ -440,6 +440,9 @@ pub struct Detector {
     /// What people said about devices on the status page (a name, a mute), keyed by MAC;
     /// saved with the state.
     notes: std::collections::BTreeMap<Mac, Note>,
+    /// New-device events of the current minute: (minute, announced, held back, the first
+    /// held back's event, which becomes the summary).
+    newcomers: (u64, u32, u32, Option<Event>),
 }
 
 /// What a person said about a device on the status page.
@@ -452,6 +455,10 @@ pub struct Note {
     #[serde(default)]
     pub muted_until: u64,
 }
+
+/// New-device events per minute; more new devices in the same minute are held back and
+/// told in one summary event when the minute is over (a burst of stations is one message).
+pub const NEW_DEVICE_EVENTS_PER_MINUTE: u32 = 10;
 
 /// A device as the detector sees it.
 #[derive(Clone, Debug)]
@@ -547,6 +554,41 @@ impl Detector {
             stats: DetectStats::default(),
             gateways: Vec::new(),
             notes: Default::default(),
+            newcomers: (0, 0, 0, None),
+        }
+    }
+
+    /// Announces a new device, unless [`NEW_DEVICE_EVENTS_PER_MINUTE`] were announced in this
+    /// minute already: then it is held back for the minute's summary.
+    fn announce(&mut self, device: &Device, start_ns: u64, events: &mut Vec<Event>) {
+        self.summarize_newcomers(start_ns, events);
+        let e = self.event(EventKind::NewDevice, device, start_ns);
+        let (_, announced, held, first) = &mut self.newcomers;
+        if *announced < NEW_DEVICE_EVENTS_PER_MINUTE {
+            *announced += 1;
+            events.push(e);
+        } else {
+            *held += 1;
+            first.get_or_insert(e);
+        }
+    }
+
+    /// When the minute of `start_ns` is a later one: the summary of the new devices held back
+    /// in the last (one event, naming the first of them), and a fresh count.
+    fn summarize_newcomers(&mut self, start_ns: u64, events: &mut Vec<Event>) {
+        let minute = start_ns / 60_000_000_000;
+        if minute == self.newcomers.0 {
+            return;
+        }
+        let (_, announced, held, first) =
+            std::mem::replace(&mut self.newcomers, (minute, 0, 0, None));
+        if let Some(mut e) = first {
+            e.detail = Some(format!(
+                "{held} new devices in a minute after the first {announced} (this one, the \
+                 first of them, and {} more): announced together",
+                held - 1
+            ));
+            events.push(e);
         }
     }
 
@@ -606,8 +648,9 @@ impl Detector {
         // a station is announced once it confirmed itself (a second frame): one damaged or
         // forged frame announces nothing
         let announce = matches!(&self.devices[slot], Some(d) if !d.announced) && device.confirmed();
+        self.summarize_newcomers(start_ns, &mut events);
         if announce {
-            events.push(self.event(EventKind::NewDevice, device, start_ns));
+            self.announce(device, start_ns, &mut events);
             if let Some(d) = self.devices[slot].as_mut() {
                 d.announced = true;
             }
@@ -1274,6 +1317,47 @@ mod tests {
         );
         // two replies alone never open one
         assert!(!alerting(&[2.0, 2.0, 2.0]).contains(&true));
+    }
+
+    #[test]
+    fn new_devices_beyond_ten_a_minute_are_announced_in_one_summary() {
+        let model = crate::model::file::built_in().unwrap();
+        let cfg = DetectConfig {
+            network_learned: true,
+            ..DetectConfig::default()
+        };
+        let mut det = Detector::new(model, cfg, 64, W);
+        // 60 s aligned; 40 devices appear in the first window of a minute
+        let t0 = 1_700_000_040 * 1_000_000_000;
+        let mut new_device = Vec::new();
+        for w in 0..7u64 {
+            for n in 0..40u8 {
+                let mut d = device(n);
+                d.mac.0[0] = 0x06; // a locally administered (randomized) MAC
+                let o = det.on_window(usize::from(n), &d, t0 + w * W, &Features::ZERO);
+                new_device.extend(
+                    o.events
+                        .into_iter()
+                        .filter(|e| e.kind == EventKind::NewDevice)
+                        .map(|e| (w, e)),
+                );
+            }
+        }
+        let (first, rest): (Vec<_>, Vec<_>) = new_device.iter().partition(|(w, _)| *w == 0);
+        assert_eq!(first.len(), NEW_DEVICE_EVENTS_PER_MINUTE as usize);
+        assert!(first
+            .iter()
+            .all(|(_, e)| e.detail.is_none() && e.device.randomized));
+        // the next minute's first window tells the other 30 in one event
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        let (w, e) = rest[0];
+        assert_eq!(*w, 6);
+        assert_eq!(e.device.mac, "06:00:00:00:00:0a");
+        let detail = e.detail.as_deref().unwrap();
+        assert!(
+            detail.starts_with("30 new devices in a minute after the first 10"),
+            "{detail}"
+        );
     }
 
     #[test]

@@ -18,6 +18,14 @@
 //! [`Gateways::observe`] says so. (In Linux cooked captures, which record no destination MAC,
 //! the *from* side alone counts: with a LAN address of M's own, or two remote sources.)
 //!
+//! Forwarding evidence alone makes only the LAN's *first* router. Once a router is known, a
+//! station with the same evidence is taken for a router only when it is corroborated: the
+//! DHCP server's reply names its address as the router (option 3) and it is the station first
+//! seen holding that address (answering ARP for it, or sending from it), or it has forwarded
+//! for [`SUSTAIN_NS`] with at least [`SUSTAIN_PEERS`] internet peers. Until then it stays a
+//! device, still watched, and [`GatewayNews::forwarder`] names it once (a man-in-the-middle,
+//! or a new router). Frames a station addresses to itself are no evidence.
+//!
 //! Gateways can be named in the configuration (kept for good); detected ones are at most
 //! [`MAX_GATEWAYS`], the one with the oldest evidence making room for a new one, so that
 //! detection never stops. Damaged frames never reach this module (the parser drops them).
@@ -25,7 +33,7 @@
 use std::net::IpAddr;
 
 use crate::window::sketch::hash_ip;
-use crate::wire::{ip::is_local, Mac, Net, Summary};
+use crate::wire::{arp, dhcp, ip::is_local, App, Mac, Net, Summary};
 
 /// Distinct internet IPs needed on each side before a MAC is called a gateway.
 const EVIDENCE: usize = 2;
@@ -33,6 +41,11 @@ const EVIDENCE: usize = 2;
 const CANDIDATES: usize = 16;
 /// Gateways remembered (configured and detected).
 pub const MAX_GATEWAYS: usize = 8;
+/// How long a station that nothing else corroborates must forward the LAN's traffic before
+/// it is taken for a router while another is known (a router replaced without DHCP).
+pub const SUSTAIN_NS: u64 = 30 * 60 * 1_000_000_000;
+/// Distinct internet peers it must have forwarded for by then.
+pub const SUSTAIN_PEERS: usize = 16;
 
 #[derive(Clone, Debug)]
 struct Candidate {
@@ -43,6 +56,10 @@ struct Candidate {
     from: heapless::Vec<u64, EVIDENCE>,
     /// M sent a frame from a LAN address.
     from_lan: bool,
+    /// When its forwarding was first proven while another router was known.
+    since: Option<u64>,
+    /// Internet peers on either side (distinct, up to [`SUSTAIN_PEERS`]).
+    peers: heapless::Vec<u64, SUSTAIN_PEERS>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +80,9 @@ pub struct GatewayNews {
     pub another: bool,
     /// A detected gateway forgotten to make room.
     pub forgotten: Option<Mac>,
+    /// A station that was shown to forward the LAN's traffic while a router was known, but
+    /// that nothing corroborates: it stays a device (said once per candidacy).
+    pub forwarder: Option<Mac>,
 }
 
 /// Gateway detection state.
@@ -72,6 +92,12 @@ pub struct Gateways {
     macs: heapless::Vec<Mac, MAX_GATEWAYS>,
     candidates: heapless::Deque<Candidate, CANDIDATES>,
     auto: bool,
+    /// Whether the DHCP server's router option corroborates a router.
+    dhcp: bool,
+    /// The router address of the first DHCP server reply that named one.
+    dhcp_router: Option<[u8; 4]>,
+    /// The station first seen holding that address.
+    dhcp_router_mac: Option<Mac>,
 }
 
 impl Gateways {
@@ -79,6 +105,7 @@ impl Gateways {
     pub fn new(configured: &[Mac], auto: bool) -> Gateways {
         let mut g = Gateways {
             auto,
+            dhcp: true,
             ..Default::default()
         };
         for m in configured.iter().take(MAX_GATEWAYS) {
@@ -96,6 +123,44 @@ impl Gateways {
         self.macs.clear();
         for k in &self.known {
             let _ = self.macs.push(k.mac);
+        }
+    }
+
+    /// Whether a DHCP server's router option corroborates a router (on by default).
+    pub fn trust_dhcp(&mut self, on: bool) {
+        self.dhcp = on;
+    }
+
+    /// The router a DHCP server named, and the station first seen holding its address.
+    pub fn dhcp_router(&self) -> (Option<[u8; 4]>, Option<Mac>) {
+        (self.dhcp_router, self.dhcp_router_mac)
+    }
+
+    /// Learns the router address a DHCP server hands out, and who holds it: the first station
+    /// seen answering ARP for it or sending from it. A later claim on the address does not
+    /// move it (that is ARP spoofing, which the ARP watch reports). Only a known router's
+    /// DHCP replies count once one is known: a rogue DHCP server on a device names nobody.
+    fn learn_dhcp(&mut self, s: &Summary<'_>) {
+        if let (App::Dhcp(d), Net::Ip { src, .. }) = (&s.app, &s.net) {
+            let trusted = self.known.is_empty() || self.is_gateway(&s.src_mac);
+            if d.op == dhcp::BOOTREPLY && is_local(src) && trusted && self.dhcp_router.is_none() {
+                self.dhcp_router = d.router.filter(|r| is_local(&IpAddr::from(*r)));
+            }
+        }
+        let (Some(r), None) = (self.dhcp_router, self.dhcp_router_mac) else {
+            return;
+        };
+        let holder = match &s.net {
+            Net::Ip { src, .. } => *src == IpAddr::from(r),
+            Net::Arp(a) => {
+                a.sender_mac == s.src_mac
+                    && a.sender_ip == r
+                    && (a.op == arp::REPLY || a.op == arp::REQUEST)
+            }
+            _ => false,
+        };
+        if holder && s.src_mac.is_unicast() {
+            self.dhcp_router_mac = Some(s.src_mac);
         }
     }
 
@@ -124,6 +189,8 @@ impl Gateways {
                     to: heapless::Vec::new(),
                     from: heapless::Vec::new(),
                     from_lan: false,
+                    since: None,
+                    peers: heapless::Vec::new(),
                 };
                 let _ = self.candidates.push_back(fresh);
                 self.candidates.len() - 1
@@ -132,10 +199,14 @@ impl Gateways {
         self.candidates.get_mut(pos)
     }
 
-    fn add(list: &mut heapless::Vec<u64, EVIDENCE>, ip: &IpAddr) {
+    fn add(c: &mut Candidate, to: bool, ip: &IpAddr) {
         let h = hash_ip(ip);
+        let list = if to { &mut c.to } else { &mut c.from };
         if !list.contains(&h) {
             let _ = list.push(h);
+        }
+        if !c.peers.contains(&h) {
+            let _ = c.peers.push(h);
         }
     }
 
@@ -163,6 +234,9 @@ impl Gateways {
     /// a MAC is known to speak from a LAN address of its own.
     pub fn observe(&mut self, s: &Summary<'_>, lan_speaker: impl Fn(Mac) -> bool) -> GatewayNews {
         let mut news = GatewayNews::default();
+        if self.dhcp {
+            self.learn_dhcp(s);
+        }
         let (src, dst) = match &s.net {
             Net::Ip { src, dst, .. } => (*src, *dst),
             Net::Arp(a) => {
@@ -196,12 +270,13 @@ impl Gateways {
                 let _ = touched.push(s.src_mac);
             }
         } else if let Some(c) = self.candidate(s.src_mac) {
-            Gateways::add(&mut c.from, &src);
+            Gateways::add(c, false, &src);
             let _ = touched.push(s.src_mac);
         }
-        if !cooked && src_lan && !is_local(&dst) {
+        // a frame a station addresses to itself is no one else's traffic through it
+        if !cooked && src_lan && !is_local(&dst) && s.dst_mac != s.src_mac {
             if let Some(c) = self.candidate(s.dst_mac) {
-                Gateways::add(&mut c.to, &dst);
+                Gateways::add(c, true, &dst);
                 let _ = touched.push(s.dst_mac);
             }
         }
@@ -223,6 +298,20 @@ impl Gateways {
         let Some(mac) = proven else {
             return news;
         };
+        if !self.known.is_empty() && self.dhcp_router_mac != Some(mac) {
+            // another router, that nothing corroborates yet: it stays a device unless it
+            // keeps forwarding for long, for many peers
+            let Some(c) = self.candidates.iter_mut().find(|c| c.mac == mac) else {
+                return news;
+            };
+            if c.since.is_none() {
+                news.forwarder = Some(mac);
+            }
+            let since = *c.since.get_or_insert(s.ts_ns);
+            if s.ts_ns.saturating_sub(since) < SUSTAIN_NS || !c.peers.is_full() {
+                return news;
+            }
+        }
         if let Some(i) = self.candidates.iter().position(|c| c.mac == mac) {
             // a deque has no remove: rotate the entry out
             for _ in 0..i {

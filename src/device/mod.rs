@@ -33,7 +33,9 @@ const NOTICES: usize = 32;
 pub enum Notice {
     /// `mac` was found to route the LAN's internet traffic while another router was known:
     /// a second router, a router with a new MAC, or a station forwarding the LAN's traffic.
-    Gateway { mac: Mac, ts_ns: u64 },
+    /// `router`: it was corroborated (DHCP, or long forwarding) and is taken for a router;
+    /// else it stays a device, watched (a man-in-the-middle, or a router not corroborated yet).
+    Gateway { mac: Mac, ts_ns: u64, router: bool },
     /// The device's frames to the internet now go to `to` instead of `from`.
     NextHop {
         device: Mac,
@@ -235,6 +237,17 @@ impl Table {
         }
     }
 
+    /// Whether the DHCP server's router option corroborates a router (configuration key
+    /// `pipeline.dhcp_router`; on by default).
+    pub fn trust_dhcp(&mut self, on: bool) {
+        self.gateways.trust_dhcp(on);
+    }
+
+    /// The router address a DHCP server handed out, and the station holding it.
+    pub fn dhcp_router(&self) -> (Option<[u8; 4]>, Option<Mac>) {
+        self.gateways.dhcp_router()
+    }
+
     /// Routers known from before (a restored state).
     pub fn know_gateways(&mut self, gateways: &[Mac]) {
         for g in gateways {
@@ -358,8 +371,16 @@ impl Table {
                 self.notify(Notice::Gateway {
                     mac: gw,
                     ts_ns: s.ts_ns,
+                    router: true,
                 });
             }
+        }
+        if let Some(mac) = news.forwarder {
+            self.notify(Notice::Gateway {
+                mac,
+                ts_ns: s.ts_ns,
+                router: false,
+            });
         }
         if let Net::Arp(a) = &s.net {
             // every station's ARP is watched, routers' included
@@ -662,7 +683,11 @@ mod tests {
             &mut t,
             &pkt(502, 66, mac(9), [52, 1, 2, 3], [192, 168, 1, 9]),
         );
-        assert!(t.gateways().contains(&ROUTER), "the router stays a router");
+        assert_eq!(t.gateways(), &[ROUTER], "the router stays the only router");
+        assert!(
+            t.find(mitm).is_some(),
+            "the man-in-the-middle is still watched"
+        );
         let n = notices(&mut t);
         assert!(
             n.contains(&Notice::NextHop {
@@ -676,10 +701,141 @@ mod tests {
         assert!(
             n.contains(&Notice::Gateway {
                 mac: mitm,
-                ts_ns: 502
+                ts_ns: 502,
+                router: false
             }),
             "{n:?}"
         );
+        // it keeps forwarding: said once, and it stays a device
+        for i in 0..20u8 {
+            let ts = 600 + u64::from(i);
+            see(&mut t, &pkt(ts, 9, mitm, [192, 168, 1, 9], [52, 1, 3, i]));
+            see(
+                &mut t,
+                &pkt(ts, 66, mac(9), [52, 1, 3, i], [192, 168, 1, 9]),
+            );
+        }
+        assert!(notices(&mut t).is_empty());
+        assert_eq!(t.gateways(), &[ROUTER]);
+    }
+
+    #[test]
+    fn a_station_cannot_make_itself_a_router_with_frames_to_itself() {
+        let mut t = Table::new(16, &[], true);
+        for i in 0..20u8 {
+            let ts = u64::from(i) * 10;
+            // from its LAN address, to itself, for the internet; then from the internet
+            see(
+                &mut t,
+                &pkt(ts, 66, mac(66), [192, 168, 1, 66], [52, 1, 2, i]),
+            );
+            see(
+                &mut t,
+                &pkt(ts + 1, 66, mac(9), [52, 1, 2, i], [192, 168, 1, 9]),
+            );
+        }
+        assert!(t.gateways().is_empty());
+        assert!(t.find(mac(66)).is_some());
+    }
+
+    /// A DHCP server's ack from `server` (at `sip`) naming `router` as the LAN's router.
+    fn dhcp_ack(server: u8, sip: [u8; 4], router: [u8; 4]) -> Vec<u8> {
+        let ack =
+            crate::synth::frames::dhcp_ack(mac(9), 7, Ipv4Addr::new(192, 168, 1, 9), router.into());
+        crate::synth::frames::udp(
+            mac(server),
+            Mac::BROADCAST,
+            sip.into(),
+            Ipv4Addr::BROADCAST,
+            67,
+            68,
+            &ack,
+        )
+        .bytes
+    }
+
+    fn parsed(bytes: &[u8], ts: u64) -> Summary<'_> {
+        let p = crate::capture::Packet {
+            ts_ns: ts,
+            data: bytes,
+            wire_len: bytes.len() as u32,
+        };
+        crate::wire::parse(crate::capture::LinkType::Ethernet, &p).unwrap()
+    }
+
+    #[test]
+    fn the_router_the_dhcp_server_names_is_a_router_at_once_and_an_impostor_is_not() {
+        let mut t = lan();
+        // the DHCP server (the router, at .1) names .2 as the LAN's router, and MAC 78
+        // answers ARP for .2 first
+        // a rogue DHCP server on a device names itself: nobody listens
+        let rogue = dhcp_ack(66, [192, 168, 1, 66], [192, 168, 1, 66]);
+        see(&mut t, &parsed(&rogue, 799));
+        assert_eq!(t.dhcp_router(), (None, None));
+        let ack = dhcp_ack(1, [192, 168, 1, 1], [192, 168, 1, 2]);
+        see(&mut t, &parsed(&ack, 800));
+        let arp = crate::synth::frames::arp(
+            crate::wire::arp::REPLY,
+            crate::synth::frames::Host {
+                mac: mac(78),
+                ip: Ipv4Addr::new(192, 168, 1, 2),
+            },
+            mac(9),
+            Ipv4Addr::new(192, 168, 1, 9),
+        );
+        see(&mut t, &parsed(&arp.bytes, 801));
+        assert_eq!(t.dhcp_router(), (Some([192, 168, 1, 2]), Some(mac(78))));
+        // an impostor claims .2 afterwards: ARP spoofing, and the binding stays
+        let spoof = crate::synth::frames::arp(
+            crate::wire::arp::REPLY,
+            crate::synth::frames::Host {
+                mac: mac(66),
+                ip: Ipv4Addr::new(192, 168, 1, 2),
+            },
+            mac(9),
+            Ipv4Addr::new(192, 168, 1, 9),
+        );
+        see(&mut t, &parsed(&spoof.bytes, 802));
+        assert_eq!(t.dhcp_router().1, Some(mac(78)));
+        // both forward device 9's traffic
+        for (m, ts) in [(78u8, 810u64), (66, 820)] {
+            see(&mut t, &pkt(ts, 9, mac(m), [192, 168, 1, 9], [52, 1, 2, 3]));
+            see(
+                &mut t,
+                &pkt(ts + 1, m, mac(9), [52, 1, 2, 3], [192, 168, 1, 9]),
+            );
+        }
+        assert_eq!(t.gateways(), &[ROUTER, mac(78)], "the named router only");
+        assert!(
+            t.find(mac(66)).is_some(),
+            "the impostor stays a watched device"
+        );
+        let n = notices(&mut t);
+        assert!(
+            n.contains(&Notice::Gateway {
+                mac: mac(78),
+                ts_ns: 811,
+                router: true
+            }),
+            "{n:?}"
+        );
+        assert!(
+            n.contains(&Notice::Gateway {
+                mac: mac(66),
+                ts_ns: 821,
+                router: false
+            }),
+            "{n:?}"
+        );
+        assert!(n
+            .iter()
+            .any(|x| matches!(x, Notice::ArpClaim { mac: m, .. } if *m == mac(66))));
+        // with the DHCP option not trusted, the named router is not corroborated
+        let mut t = lan();
+        t.trust_dhcp(false);
+        see(&mut t, &parsed(&ack, 800));
+        see(&mut t, &parsed(&arp.bytes, 801));
+        assert_eq!(t.dhcp_router(), (None, None));
     }
 
     #[test]
@@ -699,13 +855,45 @@ mod tests {
             &mut t,
             &pkt(602, 77, mac(9), [52, 1, 2, 3], [192, 168, 1, 9]),
         );
-        assert!(t.gateways().contains(&new));
         let n = notices(&mut t);
         assert!(
             n.contains(&Notice::Gateway {
                 mac: new,
-                ts_ns: 602
+                ts_ns: 602,
+                router: false
             }),
+            "{n:?}"
+        );
+        assert!(t.find(new).is_some(), "watched until corroborated");
+        // it keeps forwarding, for many peers: after half an hour it is the router
+        let mut ts = 700;
+        for i in 0..gateway::SUSTAIN_PEERS as u8 {
+            ts += 60_000_000_000;
+            see(&mut t, &pkt(ts, 9, new, [192, 168, 1, 9], [52, 1, 3, i]));
+            see(
+                &mut t,
+                &pkt(ts + 1, 77, mac(9), [52, 1, 3, i], [192, 168, 1, 9]),
+            );
+        }
+        assert!(!t.gateways().contains(&new), "16 minutes is not enough");
+        while !t.gateways().contains(&new) && ts < 700 + 2 * gateway::SUSTAIN_NS {
+            ts += 60_000_000_000;
+            see(&mut t, &pkt(ts, 9, new, [192, 168, 1, 9], [52, 1, 3, 1]));
+            see(
+                &mut t,
+                &pkt(ts + 1, 77, mac(9), [52, 1, 3, 1], [192, 168, 1, 9]),
+            );
+        }
+        assert!(t.gateways().contains(&new) && t.find(new).is_none());
+        let took = ts + 1 - 602;
+        assert!(
+            (gateway::SUSTAIN_NS..gateway::SUSTAIN_NS + 60_000_000_002).contains(&took),
+            "{took}"
+        );
+        let n = notices(&mut t);
+        assert!(
+            n.iter()
+                .any(|x| matches!(x, Notice::Gateway { mac, router: true, .. } if *mac == new)),
             "{n:?}"
         );
     }

@@ -282,6 +282,10 @@ pub struct CaptureReport {
     pub learning_windows: u32,
     pub positive_windows: usize,
     pub negative_windows: usize,
+    /// Attack windows lost to attribution: windows in which the attacker sent attack packets
+    /// (by the ground truth's filter) but no window of the attacker was scored, because it
+    /// was taken for a router, evicted, or forgotten as unconfirmed. Must be 0.
+    pub attack_windows_lost: usize,
     pub benign_device_hours: f64,
     /// Victims with a window after learning (named by the ground truth, or stations the
     /// attack packets were addressed to).
@@ -474,6 +478,8 @@ pub fn evaluate(
         (attacker, victim)
     };
     let positives = &truth.windows;
+    // per attack, the attack windows scored as the attacker's
+    let mut scored: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); c.attacks.len()];
     let on = &mut |w: Scored<'_>| {
         let (dev, start, f, slot) = (w.device, w.start_ns, w.features, w.slot as usize);
         let om = w.outcome.expect("the engine has a detector");
@@ -487,6 +493,11 @@ pub fn evaluate(
             .chain(dev.identity.ipv6.iter().map(|a| IpAddr::V6(*a)))
             .collect();
         let (attacker, victim) = role(&dev.mac, &ips);
+        for (i, a) in c.attacks.iter().enumerate() {
+            if attacker.is_some() && a.by(&dev.mac, &ips) {
+                scored[i].insert(start / window_ns);
+            }
+        }
         let after_learning = start / window_ns >= first_window + u64::from(learning);
         let opened = |o: &crate::detect::Outcome| {
             o.events.iter().find(|e| e.opens()).map(|e| {
@@ -577,6 +588,11 @@ pub fn evaluate(
         return Err(d.to_string());
     }
     let hours = benign_windows as f64 * window_ns as f64 / 1e9 / 3600.0;
+    let attack_windows_lost = positives
+        .iter()
+        .zip(&scored)
+        .filter_map(|(p, s)| p.as_ref().map(|p| p.difference(s).count()))
+        .sum();
     Ok(CaptureReport {
         file: c
             .file
@@ -593,6 +609,7 @@ pub fn evaluate(
         learning_windows: learning,
         positive_windows: tm.pos.len(),
         negative_windows: tm.neg.len(),
+        attack_windows_lost,
         benign_device_hours: hours,
         victims: victims.len(),
         finetuned,

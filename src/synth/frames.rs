@@ -267,6 +267,22 @@ pub fn dhcp_request(mac: Mac, xid: u32, ip: Ipv4Addr, host: &str, vendor: &str) 
     m
 }
 
+/// A DHCP server's ack to `client` giving it `yiaddr` and naming `router` (option 3).
+pub fn dhcp_ack(client: Mac, xid: u32, yiaddr: Ipv4Addr, router: Ipv4Addr) -> Vec<u8> {
+    let mut m = vec![0u8; 240];
+    m[0] = 2;
+    m[1] = 1;
+    m[2] = 6;
+    m[4..8].copy_from_slice(&xid.to_be_bytes());
+    m[16..20].copy_from_slice(&yiaddr.octets());
+    m[28..34].copy_from_slice(&client.0);
+    m[236..240].copy_from_slice(&[99, 130, 83, 99]);
+    m.extend_from_slice(&[53, 1, 5, 3, 4]);
+    m.extend_from_slice(&router.octets());
+    m.push(255);
+    m
+}
+
 /// An NTP client request (48 bytes, version 4, mode 3).
 pub fn ntp_request() -> Vec<u8> {
     let mut m = vec![0u8; 48];

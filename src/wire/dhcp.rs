@@ -1,5 +1,6 @@
-//! DHCP (RFC 2131) client messages: the host name (option 12) and vendor class (option 60) a
-//! device gives itself, and the message type (option 53).
+//! DHCP (RFC 2131) messages: the host name (option 12) and vendor class (option 60) a
+//! device gives itself, the message type (option 53), and in a server's reply the router it
+//! hands out (option 3), which corroborates router detection.
 
 use super::ethernet::Mac;
 use super::{Layer, Malformed};
@@ -17,6 +18,7 @@ const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 
 mod option {
     pub const PAD: u8 = 0;
+    pub const ROUTER: u8 = 3;
     pub const HOST_NAME: u8 = 12;
     pub const REQUESTED_IP: u8 = 50;
     pub const MESSAGE_TYPE: u8 = 53;
@@ -26,6 +28,8 @@ mod option {
 
 /// BOOTP op: a client's request.
 pub const BOOTREQUEST: u8 = 1;
+/// BOOTP op: a server's reply (offer, ack).
+pub const BOOTREPLY: u8 = 2;
 
 /// What a DHCP message says about its client. Byte strings are borrowed from the packet and
 /// untrusted.
@@ -40,6 +44,8 @@ pub struct Dhcp<'a> {
     /// The options as read (up to END or the end of the captured bytes), for options that
     /// come in several instances.
     pub options: &'a [u8],
+    /// Option 3: the first router a server's reply names.
+    pub router: Option<[u8; 4]>,
 }
 
 impl<'a> Dhcp<'a> {
@@ -85,6 +91,7 @@ pub fn parse(d: &[u8]) -> Result<Dhcp<'_>, Malformed> {
         vendor_class: None,
         requested_ip: None,
         options: &[],
+        router: None,
     };
     let mut at = field::OPTIONS;
     while let Some(&code) = d.get(at) {
@@ -102,6 +109,9 @@ pub fn parse(d: &[u8]) -> Result<Dhcp<'_>, Malformed> {
                     option::MESSAGE_TYPE => out.message_type = value.first().copied(),
                     option::REQUESTED_IP if len == 4 => {
                         out.requested_ip = Some([value[0], value[1], value[2], value[3]])
+                    }
+                    option::ROUTER if len >= 4 => {
+                        out.router = Some([value[0], value[1], value[2], value[3]])
                     }
                     _ => {}
                 }
@@ -141,6 +151,19 @@ mod tests {
         assert_eq!(d.host_name, Some(&b"cam1"[..]));
         assert_eq!(d.vendor_class, Some(&b"udh"[..]));
         assert_eq!(d.requested_ip, Some([192, 168, 1, 9]));
+    }
+
+    #[test]
+    fn an_offer_names_the_router() {
+        let mut m = request(&[53, 1, 2, 3, 8, 192, 168, 1, 1, 192, 168, 1, 2, 255]);
+        m[0] = BOOTREPLY;
+        let d = parse(&m).unwrap();
+        assert_eq!((d.op, d.message_type), (BOOTREPLY, Some(2)));
+        assert_eq!(d.router, Some([192, 168, 1, 1]), "the first router listed");
+        // an option 3 too short for an address names none
+        let mut m = request(&[3, 2, 10, 0, 255]);
+        m[0] = BOOTREPLY;
+        assert_eq!(parse(&m).unwrap().router, None);
     }
 
     #[test]

@@ -360,7 +360,9 @@ fn parse_app<'a>(u: &udp::Udp<'a>) -> Result<App<'a>, Malformed> {
         }
     } else if either(port::DNS) {
         App::Dns(dns::parse(u.payload)?)
-    } else if (u.src_port, u.dst_port) == (port::DHCP_CLIENT, port::DHCP_SERVER) {
+    } else if (u.src_port, u.dst_port) == (port::DHCP_CLIENT, port::DHCP_SERVER)
+        || (u.src_port, u.dst_port) == (port::DHCP_SERVER, port::DHCP_CLIENT)
+    {
         App::Dhcp(dhcp::parse(u.payload)?)
     } else {
         App::None
