@@ -298,6 +298,7 @@ impl Engine {
             parked_dropped: det.map_or(0, |d| d.stats().parked_dropped),
             incidents_opened: det.map_or([0; 3], |d| d.stats().opened),
             events: self.stats.events,
+            health: Health::default(),
             devices,
         }
     }
@@ -504,6 +505,21 @@ pub fn device_windows(
     }
 }
 
+/// How the machine and the capture fare, filled in by `iotad run` (zero in a replay).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Health {
+    /// Packets per second over the last few seconds.
+    pub packets_per_s: f64,
+    /// Packets the kernel dropped since the daemon started (ring full or interface).
+    pub kernel_drops: u64,
+    /// The SoC's temperature, °C, where the kernel tells it.
+    pub temperature_c: Option<f32>,
+    /// The firmware throttles now (Raspberry Pi: under-voltage, frequency cap, heat).
+    pub throttled: Option<bool>,
+    /// `vcgencmd get_throttled` in words (now and since boot).
+    pub throttling: Option<String>,
+}
+
 /// What a status page shows of the node.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Status {
@@ -527,6 +543,9 @@ pub struct Status {
     /// Incidents opened, by severity: low, medium, high.
     pub incidents_opened: [u64; 3],
     pub events: u64,
+    /// The machine's and the capture's health (`iotad run` fills it in).
+    #[serde(default)]
+    pub health: Health,
     pub devices: Vec<DeviceStatus>,
 }
 

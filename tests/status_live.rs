@@ -244,3 +244,69 @@ fn status_page_api_and_metrics_on_a_live_interface() {
     let (_, clean, log) = d.terminate();
     assert!(clean, "{log}");
 }
+
+#[test]
+fn the_node_shows_the_socs_temperature_and_throttling() {
+    if let Some(why) = cannot_run(&[], "") {
+        eprintln!("\n*** SKIPPED the_node_shows_the_socs_temperature_and_throttling: {why} ***\n");
+        return;
+    }
+    let dir = scratch("status-health");
+    // a Pi's thermal zone and a firmware that reports under-voltage and throttling now
+    let root = dir.join("root");
+    let zone = root.join("sys/class/thermal/thermal_zone0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("temp"), "52300\n").unwrap();
+    let vcgencmd = dir.join("vcgencmd");
+    std::fs::write(&vcgencmd, "#!/bin/sh\necho throttled=0x50005\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["+x", s(&vcgencmd)])
+        .status()
+        .unwrap();
+    let port = free_port();
+    let cfg = dir.join("config.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"http": {{"bind": "127.0.0.1:{port}"}},
+                "tune": {{"at_start": false, "root": "{}", "vcgencmd": "{}"}}}}"#,
+            root.display(),
+            vcgencmd.display()
+        ),
+    )
+    .unwrap();
+    let veth = Veth::new("h");
+    let state = dir.join("state.json");
+    let d = Daemon::start(
+        &dir,
+        "health",
+        &[
+            "--config",
+            s(&cfg),
+            "--interface",
+            &veth.capture,
+            "--state",
+            s(&state),
+        ],
+    );
+    d.wait_for_log("throttles the CPU", Duration::from_secs(10));
+    let (code, metrics) = get(port, "/metrics", None);
+    assert_eq!(code, 200, "{metrics}");
+    assert!(
+        metrics.contains("\niotad_soc_temperature_celsius 52.3\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\niotad_throttled 1\n"), "{metrics}");
+    let (_, page) = get(port, "/", None);
+    assert!(
+        page.contains("52.3 °C") && page.contains("<strong>throttled</strong>"),
+        "{page}"
+    );
+    let (_, api) = get(port, "/api/status", None);
+    let v: serde_json::Value = serde_json::from_str(&api).unwrap();
+    assert_eq!(v["health"]["throttled"], true, "{api}");
+    let (_, clean, log) = d.terminate();
+    assert!(clean, "{log}");
+    assert!(log.contains("under-voltage"), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

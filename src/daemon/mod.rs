@@ -21,7 +21,7 @@ use crate::capture::{self, CaptureError, CaptureStats, LiveOptions, Source};
 use crate::cli::RunArgs;
 use crate::config::{Config, DEFAULT_PATH};
 use crate::detect::Detector;
-use crate::engine::{Action, Engine};
+use crate::engine::{Action, Engine, Health};
 use crate::model::{self, Model};
 use crate::sink::{
     email::Email, jsonl::JsonLines, mqtt::MqttSink, webhook::Webhook, Sinks, StatusBoard,
@@ -209,7 +209,14 @@ struct Daemon {
     actions: Option<Receiver<Action>>,
     /// What the capture can see from where it sits.
     visibility: Visibility,
+    /// The machine's health for the snapshot: temperature and throttling (read every
+    /// [`HEALTH_EVERY`]), packets per second since the last reading.
+    health: Health,
+    health_read: Option<(Instant, u64)>,
 }
+
+/// How often the temperature and throttling are read (throttling asks `vcgencmd`).
+const HEALTH_EVERY: Duration = Duration::from_secs(15);
 
 impl Daemon {
     fn start(cfg: Config, config_path: Option<PathBuf>) -> Result<Daemon, String> {
@@ -292,6 +299,8 @@ impl Daemon {
             board,
             page,
             posted: Instant::now() - BOARD_EVERY,
+            health: Health::default(),
+            health_read: None,
             recent: Recent::default(),
             started: Instant::now(),
             notifier: Notifier::from_env(),
@@ -384,8 +393,40 @@ impl Daemon {
         }
     }
 
+    /// Reads the temperature and throttling every [`HEALTH_EVERY`] and the packet rate;
+    /// says so when the firmware starts or stops throttling.
+    fn read_health(&mut self) {
+        let packets = self.engine.pipeline().stats().packets;
+        let due = match self.health_read {
+            Some((at, _)) => at.elapsed() >= HEALTH_EVERY,
+            None => true,
+        };
+        if !due {
+            return;
+        }
+        if let Some((at, before)) = self.health_read {
+            let secs = at.elapsed().as_secs_f64().max(1e-3);
+            self.health.packets_per_s = packets.saturating_sub(before) as f64 / secs;
+        }
+        self.health_read = Some((Instant::now(), packets));
+        self.health.temperature_c = tune::soc_celsius(&self.cfg.tune.root);
+        let now = tune::throttled_now(&self.cfg.tune.vcgencmd);
+        let (was, is) = (self.health.throttled, now.as_ref().map(|t| t.0));
+        match (was, is) {
+            (Some(false) | None, Some(true)) => log::warn!(
+                "the firmware throttles the CPU: {}",
+                now.as_ref().map_or("", |t| t.1.as_str())
+            ),
+            (Some(true), Some(false)) => log::info!("the firmware no longer throttles the CPU"),
+            _ => {}
+        }
+        self.health.throttled = is;
+        self.health.throttling = now.map(|t| t.1);
+    }
+
     /// Posts the node's snapshot to whoever reads it (MQTT, the status page).
     fn post(&mut self) {
+        self.read_health();
         let report = self.visibility.report();
         if report.judged && self.posted.elapsed() >= BOARD_EVERY {
             if let Some(path) = visibility::report_path(self.cfg.state.file.as_deref()) {
@@ -401,6 +442,13 @@ impl Daemon {
             return;
         }
         let mut node = self.engine.snapshot();
+        node.health = Health {
+            kernel_drops: {
+                let t = self.capture_total();
+                t.dropped + t.if_dropped
+            },
+            ..self.health.clone()
+        };
         for d in &mut node.devices {
             d.visible = visibility::parse_mac(&d.mac).map(|m| self.visibility.visible(m));
         }

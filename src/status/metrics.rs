@@ -53,6 +53,24 @@ pub fn render(s: &Snapshot) -> String {
         "Seconds since the daemon started.",
         s.uptime_secs,
     );
+    if let Some(t) = n.health.temperature_c {
+        one(
+            o,
+            "iotad_soc_temperature_celsius",
+            "gauge",
+            "The SoC's temperature (thermal zone 0).",
+            t,
+        );
+    }
+    if let Some(t) = n.health.throttled {
+        one(
+            o,
+            "iotad_throttled",
+            "gauge",
+            "1 while the firmware throttles the CPU (vcgencmd get_throttled bits 0-3).",
+            u8::from(t),
+        );
+    }
     one(
         o,
         "iotad_packets_total",

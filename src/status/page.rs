@@ -93,8 +93,9 @@ fn health(out: &mut String, s: &Snapshot) {
         "<h2>Node</h2><table>\
          <tr><th>uptime</th><td>{}</td></tr>\
          <tr><th>interface</th><td>{}</td></tr>\
-         <tr><th>packets</th><td>{} ({} bytes; last {})</td></tr>\
+         <tr><th>packets</th><td>{} ({:.0}/s; {} bytes; last {})</td></tr>\
          <tr><th>kernel drops</th><td>{} of {} received</td></tr>\
+         <tr><th>CPU</th><td>{}; {}</td></tr>\
          <tr><th>learning</th><td>{}</td></tr>\
          <tr><th>devices</th><td>{} ({} seen)</td></tr>\
          <tr><th>windows</th><td>{}</td></tr>\
@@ -102,10 +103,21 @@ fn health(out: &mut String, s: &Snapshot) {
         uptime(s.uptime_secs),
         esc(&s.interface),
         n.packets,
+        n.health.packets_per_s,
         n.bytes,
         esc(n.last_packet.as_deref().unwrap_or("never")),
         s.kernel.dropped + s.kernel.if_dropped,
         s.kernel.received,
+        n.health
+            .temperature_c
+            .map_or("temperature not available".to_string(), |t| format!(
+                "{t:.1} °C"
+            )),
+        match (n.health.throttled, &n.health.throttling) {
+            (Some(true), Some(w)) => format!("<strong>throttled</strong> ({})", esc(w)),
+            (Some(false), _) => "not throttled".to_string(),
+            _ => "throttling not available".to_string(),
+        },
         if n.learning {
             "yes: nothing alerts yet"
         } else {
@@ -389,6 +401,7 @@ pub(crate) mod tests {
             parked_dropped: 0,
             incidents_opened: [0, 1, 0],
             events: 1,
+            health: Default::default(),
             devices: vec![dev],
         };
         Snapshot {

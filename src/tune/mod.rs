@@ -369,6 +369,22 @@ fn irq_items(
     }
 }
 
+/// The SoC's temperature in °C, if the kernel exposes it.
+pub fn soc_celsius(root: &Path) -> Option<f32> {
+    let milli = read(&under(root, "/sys/class/thermal/thermal_zone0/temp"))?;
+    milli.trim().parse::<i64>().ok().map(|m| m as f32 / 1000.0)
+}
+
+/// Whether the firmware throttles now (`vcgencmd get_throttled` bits 0-3), with its answer
+/// in words; None where there is no vcgencmd.
+pub fn throttled_now(vcgencmd: &str) -> Option<(bool, String)> {
+    let out = Command::new(vcgencmd).arg("get_throttled").output().ok()?;
+    let answer = String::from_utf8_lossy(&out.stdout);
+    let hex = answer.trim().strip_prefix("throttled=")?;
+    let v = u32::from_str_radix(hex.trim_start_matches("0x"), 16).ok()?;
+    Some((v & 0xf != 0, throttled_words(&answer)?))
+}
+
 fn temperature(root: &Path) -> (String, String) {
     let file = under(root, "/sys/class/thermal/thermal_zone0/temp");
     let text = match read(&file).and_then(|t| t.trim().parse::<i64>().ok()) {

@@ -142,7 +142,8 @@ fn merge(mut v: Value, extra: &Value) -> Value {
 }
 
 /// The retained config of the node: how many devices it watches, how many have an anomaly
-/// open, incidents opened, packets seen, and whether it is still learning.
+/// open, incidents opened, packets seen and per second, kernel drops, CPU temperature,
+/// throttling, and whether it is still learning.
 pub fn node_config(topics: &Topics) -> Value {
     let id = topics.node_id();
     let state = topics.node();
@@ -166,6 +167,29 @@ pub fn node_config(topics: &Topics) -> Value {
             "devices_with_anomaly": sensor("devices_with_anomaly", "Devices with an anomaly", "measurement"),
             "incidents_opened": sensor("incidents_opened", "Incidents opened", "total_increasing"),
             "packets": sensor("packets", "Packets", "total_increasing"),
+            "packets_per_s": with(
+                entity(topics, "sensor", &format!("{id}_packets_per_s"), "Packets per second", &state),
+                json!({ "stat_cla": "measurement", "unit_of_meas": "packets/s",
+                        "val_tpl": "{{ value_json.packets_per_s }}" }),
+            ),
+            "kernel_drops": with(
+                entity(topics, "sensor", &format!("{id}_kernel_drops"), "Packets dropped by the kernel", &state),
+                json!({ "stat_cla": "total_increasing", "ent_cat": "diagnostic",
+                        "val_tpl": "{{ value_json.kernel_drops }}" }),
+            ),
+            "temperature_c": with(
+                entity(topics, "sensor", &format!("{id}_temperature_c"), "CPU temperature", &state),
+                json!({ "stat_cla": "measurement", "dev_cla": "temperature", "unit_of_meas": "°C",
+                        "ent_cat": "diagnostic", "val_tpl": "{{ value_json.temperature_c }}" }),
+            ),
+            "throttled": with(
+                entity(topics, "binary_sensor", &format!("{id}_throttled"), "Throttled", &state),
+                json!({
+                    "dev_cla": "problem",
+                    "ent_cat": "diagnostic",
+                    "val_tpl": "{{ 'ON' if value_json.throttled else 'OFF' }}",
+                }),
+            ),
             "learning": with(
                 entity(topics, "binary_sensor", &format!("{id}_learning"), "Learning", &state),
                 json!({ "val_tpl": "{{ 'ON' if value_json.learning else 'OFF' }}" }),

@@ -8,7 +8,7 @@
 //! | `<base>/anomaly` | no | one JSON event per anomaly opened, updated or closed |
 //! | `<base>/events` | no | other events: a new device |
 //! | `<base>/devices/<mac>` | yes | a device's state, when it changes, at most every `device_state_secs` |
-//! | `<base>/node` | yes | the node's state (devices, incidents, packets, learning) |
+//! | `<base>/node` | yes | the node's state (devices, incidents, packets, packets/s, kernel drops, temperature, throttling, learning) |
 //! | `<prefix>/device/<id>/config` | yes | Home Assistant discovery, one per device and one for the node |
 //!
 //! Events come from the sink's queue (see [`crate::sink`]) and leave it only once the broker
@@ -173,6 +173,12 @@ pub struct NodeState {
     pub learning: bool,
     pub events: u64,
     pub last_packet: Option<String>,
+    /// Packets per second, kernel drops, SoC temperature (°C) and throttling, as `iotad run`
+    /// measured them.
+    pub packets_per_s: f64,
+    pub kernel_drops: u64,
+    pub temperature_c: Option<f32>,
+    pub throttled: Option<bool>,
 }
 
 impl NodeState {
@@ -188,6 +194,10 @@ impl NodeState {
             learning: s.learning,
             events: s.events,
             last_packet: s.last_packet.clone(),
+            packets_per_s: (s.health.packets_per_s * 10.0).round() / 10.0,
+            kernel_drops: s.health.kernel_drops,
+            temperature_c: s.health.temperature_c,
+            throttled: s.health.throttled,
         }
     }
 
@@ -197,11 +207,13 @@ impl NodeState {
             self.devices_with_anomaly,
             self.learning,
             self.incidents_opened,
+            self.throttled,
         ) != (
             o.devices,
             o.devices_with_anomaly,
             o.learning,
             o.incidents_opened,
+            o.throttled,
         )
     }
 }
