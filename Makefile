@@ -108,7 +108,7 @@ lint: deps
 test: lint test-deps
 	@[ -f ../shared/data/MANIFEST.json ] || \
 	  echo "*** SKIPPED: no ../shared/data/MANIFEST.json: the real-capture test will not run ***"
-	$(CARGO) test --locked
+	$(CARGO) test --locked --no-fail-fast
 
 bench: build
 	$(BIN) bench

@@ -473,7 +473,7 @@ impl Attack {
                 let dport = FAVOURITE_PORTS
                     .get(i)
                     .copied()
-                    .unwrap_or((i - FAVOURITE_PORTS.len()) as u16 % 65535 + 1);
+                    .unwrap_or_else(|| (i - FAVOURITE_PORTS.len()) as u16 % 65535 + 1);
                 self.counter += 1;
                 let flags = match self.kind {
                     AttackKind::FinScan => FIN,
