@@ -72,13 +72,14 @@ fn bar(d: &DeviceStatus) -> String {
     )
 }
 
-/// Chart size: `CHART_STEP` pixels per bucket, `CHART_H` high.
+/// Chart size: `CHART_STEP` units per bucket, `CHART_H` high; drawn 120 pixels wide as the
+/// bar above it (a phone's column).
 const CHART_STEP: u64 = 2;
 const CHART_H: f32 = 28.0;
 
 /// The device's score history as a sparkline against its threshold: one vertex per
 /// 5-minute bucket (its highest score) over the 6 hours up to `end` (the snapshot's
-/// `history_end`), the threshold as a step line, the last bucket as a dot. The scale goes
+/// `history_end`), the threshold as a step line across the chart, the last bucket as a dot. The scale goes
 /// up to the highest score but at most four times the highest threshold; higher scores
 /// touch the top. Nothing without history.
 fn chart(d: &DeviceStatus, end: u64) -> String {
@@ -100,36 +101,39 @@ fn chart(d: &DeviceStatus, end: u64) -> String {
         top = top.min(tmax * 4.0);
     }
     let top = top.max(f32::MIN_POSITIVE);
-    let x = |at: u64| (at - from) / HISTORY_BUCKET_SECS * CHART_STEP;
-    let y = |v: f32| CHART_H - 1.0 - fin(v).min(top) / top * (CHART_H - 2.0);
-    let w = (HISTORY_BUCKETS as u64 - 1) * CHART_STEP + 2;
+    // a bucket's vertex; 2 pixels of margin each side and 3 above and below for the dot
+    let x = |at: u64| (at - from) / HISTORY_BUCKET_SECS * CHART_STEP + 2;
+    let y = |v: f32| CHART_H - 3.0 - fin(v).min(top) / top * (CHART_H - 6.0);
+    let w = (HISTORY_BUCKETS as u64 - 1) * CHART_STEP + 4;
     let mut score = String::new();
     for p in &pts {
-        let _ = write!(score, "{},{:.1} ", x(p.at) + 1, y(p.score));
+        let _ = write!(score, "{},{:.1} ", x(p.at), y(p.score));
     }
     let mut th = String::new();
     let mut prev: Option<f32> = None;
     for p in &pts {
         let ty = y(p.threshold);
         match prev {
+            // across the whole chart: the reference even for a single bucket
             None => {
-                let _ = write!(th, "{},{ty:.1} ", x(p.at));
+                let _ = write!(th, "0,{ty:.1} ");
             }
             Some(py) if (py - ty).abs() >= 0.05 => {
-                let _ = write!(th, "{},{py:.1} {},{ty:.1} ", x(p.at), x(p.at));
+                let _ = write!(th, "{},{py:.1} {},{ty:.1} ", x(p.at) - 1, x(p.at) - 1);
             }
             _ => {}
         }
         prev = Some(ty);
     }
-    let _ = write!(th, "{},{:.1}", x(last.at) + 2, y(last.threshold));
+    let _ = write!(th, "{w},{:.1}", y(last.threshold));
     let class = if last.score > last.threshold {
         "bad"
     } else {
         "ok"
     };
     format!(
-        "<svg class=chart width={w} height={h} viewBox=\"0 0 {w} {h}\" role=img>\
+        "<svg class=chart width=120 height={h} viewBox=\"0 0 {w} {h}\" \
+         preserveAspectRatio=none role=img>\
          <title>{name}: highest score per 5 minutes over 6 hours ({n} of {b}), \
          the last {s:.2} against threshold {t:.2}</title>\
          <rect class=fr width=\"{w}\" height=\"{h}\"/>\
@@ -143,7 +147,7 @@ fn chart(d: &DeviceStatus, end: u64) -> String {
         s = last.score,
         t = last.threshold,
         score = score.trim_end(),
-        cx = x(last.at) + 1,
+        cx = x(last.at),
         cy = y(last.score),
     )
 }
@@ -462,12 +466,12 @@ pub(crate) mod tests {
             let v = vertices(svg, "sp");
             assert_eq!(
                 v,
-                ["135,26.1", "137,25.3", "139,1.0", "141,23.5", "143,1.0"],
+                ["136,24.3", "138,23.5", "140,3.0", "142,22.1", "144,3.0"],
                 "{svg}"
             );
             // threshold 10 with scores up to 30: the scale tops at 30, the line at 1/3
             let t = vertices(svg, "th");
-            assert_eq!(t, ["134,18.3", "144,18.3"], "{svg}");
+            assert_eq!(t, ["0,17.7", "146,17.7"], "{svg}");
             assert!(svg.contains("<circle class=bad"), "{svg}");
             // the title: the hostile name as text
             let title = &svg[svg.find("<title>").unwrap()..svg.find("</title>").unwrap()];
@@ -496,7 +500,7 @@ pub(crate) mod tests {
         let html = index(&s);
         let svg = charts(&html)[0];
         assert_eq!(vertices(svg, "sp").len(), 72, "{svg}");
-        assert!(vertices(svg, "sp")[0].starts_with("1,"), "{svg}");
+        assert!(vertices(svg, "sp")[0].starts_with("2,"), "{svg}");
         // the threshold rose once: start, step (two vertices), end
         assert_eq!(vertices(svg, "th").len(), 4, "{svg}");
         assert!(svg.len() < 2048, "{} bytes: {svg}", svg.len());
