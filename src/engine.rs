@@ -37,6 +37,103 @@ pub struct Scored<'a> {
     pub outcome: Option<&'a Outcome>,
 }
 
+/// A device's score history on the status page: the highest score of each
+/// [`HISTORY_BUCKET_SECS`] bucket over the last [`HISTORY_BUCKETS`] of them (6 hours).
+pub const HISTORY_BUCKET_SECS: u64 = 300;
+pub const HISTORY_BUCKETS: usize = 72;
+
+/// One bucket of a device's score history: its highest window score and the threshold that
+/// window was judged against.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryPoint {
+    /// The bucket's start, Unix seconds.
+    pub at: u64,
+    pub score: f32,
+    pub threshold: f32,
+}
+
+/// A device's history: a fixed ring indexed by bucket number, so memory is bounded by the
+/// device table (one per slot, about 1 KiB).
+struct History {
+    mac: Mac,
+    ring: [Option<HistoryPoint>; HISTORY_BUCKETS],
+}
+
+/// The score histories by device-table slot.
+#[derive(Default)]
+struct Histories {
+    slots: Vec<Option<Box<History>>>,
+    /// The start of the latest bucket any device scored in (Unix seconds).
+    end: u64,
+}
+
+impl Histories {
+    fn record(&mut self, slot: usize, mac: Mac, start_ns: u64, score: f32, threshold: f32) {
+        let at = start_ns / 1_000_000_000 / HISTORY_BUCKET_SECS * HISTORY_BUCKET_SECS;
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        let h = self.slots[slot].get_or_insert_with(|| {
+            Box::new(History {
+                mac,
+                ring: [None; HISTORY_BUCKETS],
+            })
+        });
+        if h.mac != mac {
+            // the slot holds another device now
+            h.mac = mac;
+            h.ring = [None; HISTORY_BUCKETS];
+        }
+        let score = if score.is_finite() { score } else { 0.0 };
+        let i = (at / HISTORY_BUCKET_SECS) as usize % HISTORY_BUCKETS;
+        match &mut h.ring[i] {
+            Some(p) if p.at == at => {
+                if score > p.score {
+                    (p.score, p.threshold) = (score, threshold);
+                }
+            }
+            other => {
+                *other = Some(HistoryPoint {
+                    at,
+                    score,
+                    threshold,
+                })
+            }
+        }
+        self.end = self.end.max(at);
+    }
+
+    /// The buckets of `mac` in `slot` within the last [`HISTORY_BUCKETS`], oldest first.
+    fn points(&self, slot: usize, mac: Mac) -> Vec<HistoryPoint> {
+        let Some(h) = self.slots.get(slot).and_then(Option::as_ref) else {
+            return Vec::new();
+        };
+        if h.mac != mac {
+            return Vec::new();
+        }
+        let from = self
+            .end
+            .saturating_sub((HISTORY_BUCKETS as u64 - 1) * HISTORY_BUCKET_SECS);
+        let mut v: Vec<HistoryPoint> = h
+            .ring
+            .iter()
+            .flatten()
+            .filter(|p| p.at >= from)
+            .copied()
+            .collect();
+        v.sort_by_key(|p| p.at);
+        v
+    }
+
+    fn forget(&mut self, mac: Mac) {
+        for s in &mut self.slots {
+            if s.as_ref().is_some_and(|h| h.mac == mac) {
+                *s = None;
+            }
+        }
+    }
+}
+
 /// Engine counters.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct EngineStats {
@@ -53,6 +150,7 @@ pub struct Engine {
     detector: Option<Detector>,
     events: Vec<Event>,
     stats: EngineStats,
+    history: Histories,
 }
 
 impl Engine {
@@ -73,6 +171,7 @@ impl Engine {
             detector,
             events: Vec::new(),
             stats: EngineStats::default(),
+            history: Histories::default(),
         })
     }
 
@@ -103,9 +202,14 @@ impl Engine {
         if let Some(d) = &mut self.detector {
             d.begin(pkt.ts_ns);
         }
-        let (detector, events, stats) = (&mut self.detector, &mut self.events, &mut self.stats);
+        let (detector, events, stats, history) = (
+            &mut self.detector,
+            &mut self.events,
+            &mut self.stats,
+            &mut self.history,
+        );
         self.pipeline.packet(self.link, pkt, &mut |w| {
-            score(detector, events, stats, w, on)
+            score(detector, events, stats, history, w, on)
         });
         while let Some(n) = self.pipeline.take_notice() {
             self.notice(n);
@@ -207,21 +311,31 @@ impl Engine {
     /// The wall clock says `now_ns`: windows that ended more than [`TICK_GRACE_NS`] ago
     /// close even though no packet came to close them.
     pub fn tick(&mut self, now_ns: u64, on: &mut impl FnMut(Scored<'_>)) {
-        let (detector, events, stats) = (&mut self.detector, &mut self.events, &mut self.stats);
+        let (detector, events, stats, history) = (
+            &mut self.detector,
+            &mut self.events,
+            &mut self.stats,
+            &mut self.history,
+        );
         let mut closed = 0;
         self.pipeline
             .tick(now_ns.saturating_sub(TICK_GRACE_NS), &mut |w| {
                 closed += 1;
-                score(detector, events, stats, w, on)
+                score(detector, events, stats, history, w, on)
             });
         self.stats.timer_windows += closed;
     }
 
     /// Closes the open window (end of a capture, or exit).
     pub fn finish(&mut self, on: &mut impl FnMut(Scored<'_>)) {
-        let (detector, events, stats) = (&mut self.detector, &mut self.events, &mut self.stats);
+        let (detector, events, stats, history) = (
+            &mut self.detector,
+            &mut self.events,
+            &mut self.stats,
+            &mut self.history,
+        );
         self.pipeline
-            .finish(&mut |w| score(detector, events, stats, w, on));
+            .finish(&mut |w| score(detector, events, stats, history, w, on));
     }
 
     /// The events produced since the last call, oldest first.
@@ -278,6 +392,7 @@ impl Engine {
                     threshold: view.as_ref().map(|v| v.threshold),
                     threshold_source: view.as_ref().map(|v| v.source),
                     incident: view.and_then(|v| v.incident),
+                    history: self.history.points(id as usize, d.mac),
                 }
             })
             .collect();
@@ -299,6 +414,7 @@ impl Engine {
             incidents_opened: det.map_or([0; 3], |d| d.stats().opened),
             events: self.stats.events,
             health: Health::default(),
+            history_end: self.history.end,
             devices,
         }
     }
@@ -370,6 +486,7 @@ impl Engine {
             Action::Forget { mac } => {
                 let learned = det.forget(*mac);
                 let in_table = self.pipeline.forget(*mac);
+                self.history.forget(*mac);
                 if learned || in_table {
                     Ok(format!("{mac}: forgotten"))
                 } else {
@@ -385,6 +502,7 @@ fn score(
     detector: &mut Option<Detector>,
     events: &mut Vec<Event>,
     stats: &mut EngineStats,
+    history: &mut Histories,
     w: WindowOut<'_>,
     on: &mut impl FnMut(Scored<'_>),
 ) {
@@ -412,6 +530,15 @@ fn score(
             w.closed.peers,
         )
     });
+    if let Some(o) = &outcome {
+        history.record(
+            w.closed.device as usize,
+            device.mac,
+            w.closed.start_ns,
+            o.score,
+            o.threshold,
+        );
+    }
     on(Scored {
         slot: w.closed.device,
         device,
@@ -546,6 +673,10 @@ pub struct Status {
     /// The machine's and the capture's health (`iotad run` fills it in).
     #[serde(default)]
     pub health: Health,
+    /// The start of the latest score-history bucket (Unix seconds): the right end of the
+    /// devices' charts.
+    #[serde(default)]
+    pub history_end: u64,
     pub devices: Vec<DeviceStatus>,
 }
 
@@ -579,4 +710,52 @@ pub struct DeviceStatus {
     pub threshold_source: Option<ThresholdSource>,
     /// The open incident's number.
     pub incident: Option<u64>,
+    /// Its score history: the highest score of each 5-minute bucket over the 6 hours up to
+    /// the status's `history_end`, oldest first (buckets without a scored window absent).
+    #[serde(default)]
+    pub history: Vec<HistoryPoint>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn status_history_keeps_the_highest_score_per_bucket_for_six_hours() {
+        let mut h = Histories::default();
+        let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
+        let t0 = 1_704_067_200;
+        // three windows in one bucket: the highest counts, with its threshold
+        h.record(0, a, t0 * S, 1.0, 5.0);
+        h.record(0, a, (t0 + 10) * S, 7.0, 6.0);
+        h.record(0, a, (t0 + 20) * S, f32::NAN, 6.0);
+        assert_eq!(
+            h.points(0, a),
+            [HistoryPoint {
+                at: t0,
+                score: 7.0,
+                threshold: 6.0
+            }]
+        );
+        // a day of windows, one a minute: 72 buckets of the last 6 hours, oldest first
+        for m in 0..24 * 60 {
+            h.record(0, a, (t0 + m * 60) * S, m as f32, 5.0);
+        }
+        let p = h.points(0, a);
+        assert_eq!(p.len(), HISTORY_BUCKETS);
+        assert_eq!(p.last().unwrap().at, t0 + 24 * 3600 - 300);
+        assert_eq!(p.last().unwrap().score, (24 * 60 - 1) as f32);
+        assert!(p.windows(2).all(|w| w[1].at == w[0].at + 300));
+        // another device's bucket moves the end: a's old buckets fall out
+        h.record(1, b, (t0 + 30 * 3600) * S, 1.0, 5.0);
+        assert_eq!(h.points(0, a).len(), 0);
+        // the slot taken by another device starts afresh; forget drops it
+        h.record(0, b, (t0 + 30 * 3600) * S, 2.0, 5.0);
+        assert!(h.points(0, a).is_empty());
+        assert_eq!(h.points(0, b).len(), 1);
+        h.forget(b);
+        assert!(h.points(0, b).is_empty() && h.points(1, b).is_empty());
+    }
 }

@@ -76,6 +76,59 @@ fn hostile_dhcp(path: &Path) {
     out.flush().unwrap();
 }
 
+/// The one `<svg class=chart …>…</svg>` of a device page.
+fn chart(page: &str) -> Option<&str> {
+    let at = page.find("<svg class=chart")?;
+    Some(&page[at..at + page[at..].find("</svg>")? + 6])
+}
+
+/// The vertices of the polyline of `class` in `svg`.
+fn vertices(svg: &str, class: &str) -> usize {
+    let p = &svg[svg.find(&format!("<polyline class={class} ")).expect(class)..];
+    let p = &p[p.find("points=\"").unwrap() + 8..];
+    p[..p.find('"').unwrap()].split(' ').count()
+}
+
+/// The scanner's page charts its scored windows (a vertex per 5-minute bucket, as many as
+/// `/api/devices` lists) against its threshold; the hostile name is text in the chart's title.
+fn charts_on_a_live_interface(port: u16, t: Option<&str>) {
+    let mut tries = 0;
+    loop {
+        let (_, devices) = get(port, "/api/devices", t);
+        let devices: serde_json::Value = serde_json::from_str(&devices).unwrap();
+        let scanner = devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["mac"] == SCANNER)
+            .unwrap();
+        let buckets = scanner["history"].as_array().expect("a history").len();
+        assert!(buckets >= 1, "{scanner}");
+        let (_, page) = get(port, &format!("/device/{SCANNER}"), t);
+        let svg = chart(&page).expect("a chart on the scanner's page");
+        assert!(vertices(svg, "th") >= 2, "a threshold line: {svg}");
+        eprintln!(
+            "the scanner's chart: {buckets} buckets, {} bytes",
+            svg.len()
+        );
+        if vertices(svg, "sp") == buckets {
+            break;
+        }
+        // a window closed in a new bucket between the two requests
+        tries += 1;
+        assert!(tries < 3, "{buckets} buckets, chart {svg}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let (_, page) = get(port, "/device/02:66:00:00:00:01", t);
+    let svg = chart(&page).expect("a chart on the hostile device's page");
+    let title = &svg[svg.find("<title>").unwrap() + 7..svg.find("</title>").unwrap()];
+    assert!(
+        title.starts_with("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;:"),
+        "{title}"
+    );
+    assert!(!title.contains('<'), "{title}");
+}
+
 #[test]
 fn status_refuses_a_non_loopback_bind_without_a_token() {
     let dir = scratch("status-refuse");
@@ -193,6 +246,7 @@ fn status_page_api_and_metrics_on_a_live_interface() {
     assert_eq!(code, 200);
     assert!(!one.contains("<script>"), "{one}");
     assert_eq!(get(port, "/device/02:00:00:00:00:99", t).0, 404);
+    charts_on_a_live_interface(port, t);
 
     let (code, metrics) = get(port, "/metrics", t);
     assert_eq!(code, 200);

@@ -6,7 +6,7 @@
 use std::fmt::Write;
 
 use crate::detect::Event;
-use crate::engine::DeviceStatus;
+use crate::engine::{DeviceStatus, HISTORY_BUCKETS, HISTORY_BUCKET_SECS};
 
 use super::Snapshot;
 
@@ -35,6 +35,7 @@ h1{font-size:1.3em}h2{font-size:1.1em;border-bottom:1px solid var(--line)}\
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.2em .4em;border-bottom:1px solid var(--line);vertical-align:top}\
 .m{color:var(--mute);font-size:.9em}.w{overflow-x:auto}code{font-size:.9em}a{color:inherit}\
 svg .t{fill:var(--line)}svg .ok{fill:var(--ok)}svg .bad{fill:var(--bad)}svg .th{stroke:var(--fg)}\
+svg polyline{fill:none}svg .sp{stroke:var(--ok)}svg .fr{fill:none;stroke:var(--line)}\
 ul{padding-left:1.2em}.acts form{margin:.4em 0}input,select,button{font:inherit}\
 .warn{border:2px solid var(--bad);padding:.3em .6em}";
 
@@ -68,6 +69,86 @@ fn bar(d: &DeviceStatus) -> String {
          <rect class=t width=\"120\" height=\"12\"/><rect class={class} width=\"{w:.1}\" height=\"12\"/>\
          <line class=th x1=\"80\" x2=\"80\" y1=\"0\" y2=\"12\" stroke-width=\"2\"/></svg>",
         esc(&display_name(d))
+    )
+}
+
+/// Chart size: `CHART_STEP` units per bucket, `CHART_H` high; drawn 120 pixels wide as the
+/// bar above it (a phone's column).
+const CHART_STEP: u64 = 2;
+const CHART_H: f32 = 28.0;
+
+/// The device's score history as a sparkline against its threshold: one vertex per
+/// 5-minute bucket (its highest score) over the 6 hours up to `end` (the snapshot's
+/// `history_end`), the threshold as a step line across the chart, the last bucket as a dot. The scale goes
+/// up to the highest score but at most four times the highest threshold; higher scores
+/// touch the top. Nothing without history.
+fn chart(d: &DeviceStatus, end: u64) -> String {
+    let span = (HISTORY_BUCKETS as u64 - 1) * HISTORY_BUCKET_SECS;
+    let from = end.saturating_sub(span);
+    let pts: Vec<_> = d
+        .history
+        .iter()
+        .filter(|p| p.at >= from && p.at <= end)
+        .collect();
+    let Some(last) = pts.last() else {
+        return String::new();
+    };
+    let fin = |v: f32| if v.is_finite() { v.max(0.0) } else { 0.0 };
+    let tmax = pts.iter().map(|p| fin(p.threshold)).fold(0.0, f32::max);
+    let smax = pts.iter().map(|p| fin(p.score)).fold(0.0, f32::max);
+    let mut top = smax.max(tmax * 1.25);
+    if tmax > 0.0 {
+        top = top.min(tmax * 4.0);
+    }
+    let top = top.max(f32::MIN_POSITIVE);
+    // a bucket's vertex; 2 pixels of margin each side and 3 above and below for the dot
+    let x = |at: u64| (at - from) / HISTORY_BUCKET_SECS * CHART_STEP + 2;
+    let y = |v: f32| CHART_H - 3.0 - fin(v).min(top) / top * (CHART_H - 6.0);
+    let w = (HISTORY_BUCKETS as u64 - 1) * CHART_STEP + 4;
+    let mut score = String::new();
+    for p in &pts {
+        let _ = write!(score, "{},{:.1} ", x(p.at), y(p.score));
+    }
+    let mut th = String::new();
+    let mut prev: Option<f32> = None;
+    for p in &pts {
+        let ty = y(p.threshold);
+        match prev {
+            // across the whole chart: the reference even for a single bucket
+            None => {
+                let _ = write!(th, "0,{ty:.1} ");
+            }
+            Some(py) if (py - ty).abs() >= 0.05 => {
+                let _ = write!(th, "{},{py:.1} {},{ty:.1} ", x(p.at) - 1, x(p.at) - 1);
+            }
+            _ => {}
+        }
+        prev = Some(ty);
+    }
+    let _ = write!(th, "{w},{:.1}", y(last.threshold));
+    let class = if last.score > last.threshold {
+        "bad"
+    } else {
+        "ok"
+    };
+    format!(
+        "<svg class=chart width=120 height={h} viewBox=\"0 0 {w} {h}\" \
+         preserveAspectRatio=none role=img>\
+         <title>{name}: highest score per 5 minutes over 6 hours ({n} of {b}), \
+         the last {s:.2} against threshold {t:.2}</title>\
+         <rect class=fr width=\"{w}\" height=\"{h}\"/>\
+         <polyline class=th stroke-width=\"1\" stroke-dasharray=\"3 2\" points=\"{th}\"/>\
+         <polyline class=sp stroke-width=\"1.5\" points=\"{score}\"/>\
+         <circle class={class} r=\"2\" cx=\"{cx}\" cy=\"{cy:.1}\"/></svg>",
+        h = CHART_H,
+        name = esc(&display_name(d)),
+        n = pts.len(),
+        b = HISTORY_BUCKETS,
+        s = last.score,
+        t = last.threshold,
+        score = score.trim_end(),
+        cx = x(last.at),
+        cy = y(last.score),
     )
 }
 
@@ -154,19 +235,23 @@ fn uptime(secs: u64) -> String {
     }
 }
 
-fn device_row(out: &mut String, d: &DeviceStatus) {
+fn device_row(out: &mut String, d: &DeviceStatus, end: u64) {
     let ips: Vec<&str> = d.ipv4.iter().chain(&d.ipv6).map(String::as_str).collect();
     let _ = write!(
         out,
         "<tr><td><a href=\"/device/{mac}\">{name}</a><br><span class=m>{vendor}</span></td>\
          <td><code>{mac}</code><br><span class=m>{ips}</span></td>\
-         <td>{bar}<br><span class=m>{score} / {threshold}</span></td>\
+         <td>{bar}<br>{chart}<span class=m>{score} / {threshold}</span></td>\
          <td class=m>{last}</td><td>{incident}{muted}</td></tr>",
         mac = esc(&d.mac),
         name = esc(&display_name(d)),
         vendor = esc(&d.vendor_class),
         ips = esc(&ips.join(" ")),
         bar = bar(d),
+        chart = match chart(d, end) {
+            c if c.is_empty() => c,
+            c => c + "<br>",
+        },
         score = f(d.score),
         threshold = f(d.threshold),
         last = esc(&d.last_seen),
@@ -178,18 +263,31 @@ fn device_row(out: &mut String, d: &DeviceStatus) {
     );
 }
 
-fn devices_table(out: &mut String, devices: &[&DeviceStatus]) {
+fn devices_table(out: &mut String, devices: &[&DeviceStatus], end: u64) {
     out.push_str(
         "<div class=w><table><tr><th>device</th><th>MAC, IPs</th><th>score / threshold</th>\
          <th>last seen</th><th>incident</th></tr>",
     );
     for d in devices {
-        device_row(out, d);
+        device_row(out, d, end);
     }
     out.push_str("</table></div>");
 }
 
-fn event_item(out: &mut String, e: &Event) {
+/// A number as the explanation tables show it.
+fn num(x: f32) -> String {
+    if !x.is_finite() {
+        "–".into()
+    } else if x.abs() >= 100.0 || x == x.trunc() {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// `features`: the explanation as a table of each feature's observed and expected values
+/// (the device page); otherwise its sentences.
+fn event_item(out: &mut String, e: &Event, features: bool) {
     let _ = write!(
         out,
         "<li><b>{kind}{phase}</b> {sev} · <a href=\"/device/{mac}\">{name}</a> \
@@ -215,7 +313,26 @@ fn event_item(out: &mut String, e: &Event) {
     if let Some(d) = &e.detail {
         let _ = write!(out, "<br>{}", esc(d));
     }
-    if !e.explanation.is_empty() {
+    if features && !e.explanation.is_empty() {
+        out.push_str(
+            "<div class=w><table class=feat><tr><th>feature</th><th>observed</th>\
+             <th>expected</th><th>unit</th><th>typical errors off</th></tr>",
+        );
+        for c in &e.explanation {
+            let _ = write!(
+                out,
+                "<tr><td><code>{}</code><br><span class=m>{}</span></td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&c.feature),
+                esc(&c.text),
+                num(c.observed),
+                num(c.expected),
+                esc(&c.unit),
+                num(c.weight),
+            );
+        }
+        out.push_str("</table></div>");
+    } else if !e.explanation.is_empty() {
         out.push_str("<ul>");
         for c in &e.explanation {
             let _ = write!(out, "<li>{}</li>", esc(&c.text));
@@ -225,7 +342,7 @@ fn event_item(out: &mut String, e: &Event) {
     out.push_str("</li>");
 }
 
-fn events(out: &mut String, events: &[&Event]) {
+fn events(out: &mut String, events: &[&Event], features: bool) {
     out.push_str("<h2>Recent events</h2>");
     if events.is_empty() {
         out.push_str("<p class=m>none</p>");
@@ -234,7 +351,7 @@ fn events(out: &mut String, events: &[&Event]) {
     out.push_str("<ul>");
     // newest first
     for e in events.iter().rev() {
-        event_item(out, e);
+        event_item(out, e, features);
     }
     out.push_str("</ul>");
 }
@@ -253,9 +370,9 @@ pub fn index(s: &Snapshot) -> String {
     health(&mut out, s);
     let _ = write!(out, "<h2>Devices ({})</h2>", s.node.devices.len());
     let devices: Vec<&DeviceStatus> = s.node.devices.iter().collect();
-    devices_table(&mut out, &devices);
+    devices_table(&mut out, &devices, s.node.history_end);
     let recent: Vec<&Event> = s.recent.iter().collect();
-    events(&mut out, &recent);
+    events(&mut out, &recent, false);
     out.push_str("<p class=m><a href=\"/api/status\">status</a> · <a href=\"/api/devices\">devices</a> · <a href=\"/api/anomalies\">events</a> · <a href=\"/metrics\">metrics</a></p></body></html>");
     out
 }
@@ -304,7 +421,7 @@ pub fn device(s: &Snapshot, d: &DeviceStatus, csrf: Option<&str>) -> String {
         "<p><a href=\"/\">← iotad</a></p><h1>{}</h1>",
         esc(&display_name(d))
     );
-    devices_table(&mut out, &[d]);
+    devices_table(&mut out, &[d], s.node.history_end);
     let _ = write!(
         out,
         "<table><tr><th>first seen</th><td>{}</td></tr><tr><th>packets</th>\
@@ -315,7 +432,7 @@ pub fn device(s: &Snapshot, d: &DeviceStatus, csrf: Option<&str>) -> String {
         esc(&d.threshold_source.map(label).unwrap_or_default()),
     );
     let mine: Vec<&Event> = s.recent.iter().filter(|e| e.device.mac == d.mac).collect();
-    events(&mut out, &mine);
+    events(&mut out, &mine, true);
     if let Some(csrf) = csrf {
         actions(&mut out, d, csrf);
     }
@@ -330,9 +447,91 @@ pub(crate) mod tests {
     use super::*;
     use crate::capture::CaptureStats;
     use crate::detect::{Contribution, DeviceRef, EventKind, Phase, Severity, ThresholdSource};
-    use crate::engine::Status;
+    use crate::engine::{HistoryPoint, Status};
 
     pub const HOSTILE: &str = "<script>alert(1)</script>\"'&";
+    const HISTORY_END: u64 = 1_704_067_200;
+
+    /// The `<svg class=chart …>…</svg>` elements of `html`.
+    fn charts(html: &str) -> Vec<&str> {
+        html.match_indices("<svg class=chart")
+            .map(|(i, _)| &html[i..i + html[i..].find("</svg>").unwrap() + 6])
+            .collect()
+    }
+
+    /// The vertices of the `points` of the first polyline of `class` in `svg`.
+    fn vertices<'a>(svg: &'a str, class: &str) -> Vec<&'a str> {
+        let at = svg.find(&format!("<polyline class={class} ")).unwrap();
+        let p = &svg[at..];
+        let p = &p[p.find("points=\"").unwrap() + 8..];
+        p[..p.find('"').unwrap()].split(' ').collect()
+    }
+
+    #[test]
+    fn status_chart_has_a_point_per_bucket_and_the_threshold() {
+        let s = sample();
+        for html in [index(&s), device(&s, &s.node.devices[0], None)] {
+            let c = charts(&html);
+            assert_eq!(c.len(), 1, "{html}");
+            let svg = c[0];
+            // five buckets with scores, at 2 px a bucket up to the right end
+            let v = vertices(svg, "sp");
+            assert_eq!(
+                v,
+                ["136,24.3", "138,23.5", "140,3.0", "142,22.1", "144,3.0"],
+                "{svg}"
+            );
+            // threshold 10 with scores up to 30: the scale tops at 30, the line at 1/3
+            let t = vertices(svg, "th");
+            assert_eq!(t, ["0,17.7", "146,17.7"], "{svg}");
+            assert!(svg.contains("<circle class=bad"), "{svg}");
+            // the title: the hostile name as text
+            let title = &svg[svg.find("<title>").unwrap()..svg.find("</title>").unwrap()];
+            assert!(
+                title.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;: highest"),
+                "{title}"
+            );
+            assert!(!title[7..].contains('<'), "{title}");
+            assert!(title.contains("(5 of 72)"), "{title}");
+        }
+    }
+
+    #[test]
+    fn status_chart_keeps_six_hours_and_stays_small() {
+        let mut s = sample();
+        let node = Arc::make_mut(&mut s.node);
+        let d = &mut node.devices[0];
+        // a full day of buckets: only the last 72 are drawn, each a vertex
+        d.history = (0..288)
+            .map(|i| HistoryPoint {
+                at: HISTORY_END - (287 - i) * 300,
+                score: (i % 7) as f32,
+                threshold: if i < 250 { 5.0 } else { 6.0 },
+            })
+            .collect();
+        let html = index(&s);
+        let svg = charts(&html)[0];
+        assert_eq!(vertices(svg, "sp").len(), 72, "{svg}");
+        assert!(vertices(svg, "sp")[0].starts_with("2,"), "{svg}");
+        // the threshold rose once: start, step (two vertices), end
+        assert_eq!(vertices(svg, "th").len(), 4, "{svg}");
+        assert!(svg.len() < 2048, "{} bytes: {svg}", svg.len());
+        // no history, no chart
+        Arc::make_mut(&mut s.node).devices[0].history.clear();
+        assert!(charts(&index(&s)).is_empty());
+    }
+
+    #[test]
+    fn status_device_page_shows_features_observed_and_expected() {
+        let s = sample();
+        let html = device(&s, &s.node.devices[0], None);
+        assert!(
+            html.contains("<td><code>syn_out</code><br><span class=m>sent 500 SYNs &lt;b&gt;</span></td><td>500</td><td>2</td><td>packets</td><td>20</td>"),
+            "{html}"
+        );
+        // the index keeps the sentences only
+        assert!(!index(&s).contains("<code>syn_out</code>"));
+    }
 
     pub fn sample() -> Snapshot {
         let dev = DeviceStatus {
@@ -352,6 +551,13 @@ pub(crate) mod tests {
             threshold: Some(10.0),
             threshold_source: Some(ThresholdSource::Device),
             incident: Some(1),
+            history: (0..5)
+                .map(|i| HistoryPoint {
+                    at: HISTORY_END - (4 - i) * 300,
+                    score: [1.0, 2.0, 30.0, 4.0, 30.0][i as usize],
+                    threshold: 10.0,
+                })
+                .collect(),
         };
         let event = Event {
             kind: EventKind::Anomaly,
@@ -402,6 +608,7 @@ pub(crate) mod tests {
             incidents_opened: [0, 1, 0],
             events: 1,
             health: Default::default(),
+            history_end: HISTORY_END,
             devices: vec![dev],
         };
         Snapshot {

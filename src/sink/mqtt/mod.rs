@@ -660,6 +660,7 @@ mod tests {
             threshold: Some(12.0),
             threshold_source: Some(ThresholdSource::Device),
             incident: Some(4),
+            history: vec![],
         }
     }
 
