@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::{cannot_run, events, Daemon, Veth};
+use common::live::{cannot_run, events, sh_in, Daemon, Veth};
 use common::{s, scratch, synth};
 use iotad::synth::frames::udp;
 use iotad::wire::Mac;
@@ -95,19 +95,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn sh_in(dir: &Path, cmd: &str) {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Runs a Python script that writes its port to `port_file`; waits for the port.

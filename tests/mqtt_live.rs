@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::{cannot_run, events, Daemon, Veth};
+use common::live::{cannot_run, events, free_port, sh_in, Daemon, Veth};
 use common::{s, scratch, synth};
 use serde_json::Value;
 
@@ -33,15 +33,6 @@ macro_rules! need_root_tools_and_mosquitto {
             return;
         }
     };
-}
-
-/// A port nobody listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A Mosquitto on 127.0.0.1, with persistence (its sessions and retained messages survive a
@@ -594,20 +585,6 @@ fn a_broker_outage_delays_events_but_loses_none_and_keeps_their_order() {
     );
     drop(sub);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Runs a shell command in `dir`, insisting on success.
-fn sh_in(dir: &Path, cmd: &str) {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -14,21 +14,13 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::live::{cannot_run, Daemon, Veth};
+use common::live::{cannot_run, free_port, Daemon, Veth};
 use common::{iotad, s, scratch, synth};
 use iotad::synth::frames::udp;
 use iotad::wire::Mac;
 
 const TOKEN: &str = "test-token-5678";
 const DEVICE: &str = "02:10:01:00:00:01";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One request: the status code, the headers and the body.
 fn request(

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::live::{cannot_run, Daemon, Veth};
+use common::live::{cannot_run, free_port, Daemon, Veth};
 use common::{iotad, s, scratch, synth};
 use iotad::synth::frames::{dhcp_request, udp};
 use iotad::wire::Mac;
@@ -18,14 +18,6 @@ use iotad::wire::Mac;
 const SCANNER: &str = "02:10:00:00:00:00";
 const HOSTILE: &str = "<script>alert(1)</script>\"'";
 const TOKEN: &str = "test-token-1234";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// GET `path`: the status code and the body.
 fn get(port: u16, path: &str, token: Option<&str>) -> (u16, String) {

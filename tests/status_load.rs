@@ -15,16 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::live::{cannot_run, count_before, Daemon, Veth};
+use common::live::{cannot_run, count_before, free_port, Daemon, Veth};
 use common::{s, scratch, synth};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Waits for the daemon's first snapshot (before it, every page is 503 "starting").
 fn ready(port: u16) {

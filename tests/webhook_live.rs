@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::live::{cannot_run, events, Daemon, Veth};
+use common::live::{cannot_run, events, sh_in, Daemon, Veth};
 use common::{s, scratch, synth};
 use serde_json::Value;
 
@@ -51,19 +51,6 @@ impl Drop for Receiver {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn sh_in(dir: &Path, cmd: &str) {
-    let out = Command::new("sh")
-        .args(["-c", cmd])
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// What the receiver got: (status it answered, Authorization, the event).

@@ -212,3 +212,26 @@ pub const SCAN_FEATURES: &[&str] = &[
     "max_attempts_one_service",
     "small_pkts_out",
 ];
+
+/// A free TCP port on loopback (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs `cmd` with `sh -c` in `dir`; fails the test with its stderr when it fails.
+pub fn sh_in(dir: &Path, cmd: &str) {
+    let out = Command::new("sh")
+        .args(["-c", cmd])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
