@@ -229,7 +229,9 @@ mod tests {
             .map(|i| ((i * 7919 % 1013) as f32 - 506.0) / 300.0)
             .collect();
         let q = Q8::quantize(&w, rows, cols).unwrap();
-        let x: Vec<f32> = (0..3 * cols).map(|i| (i as f32 * 0.731).sin() * 3.0).collect();
+        let x: Vec<f32> = (0..3 * cols)
+            .map(|i| (i as f32 * 0.731).sin() * 3.0)
+            .collect();
         let mut xq = vec![0i8; x.len()];
         let mut xs = vec![0f32; x.len() / QK];
         quantize_acts(&x, &mut xq, &mut xs);

@@ -74,6 +74,9 @@ pub struct DeviceState {
     pub incident: Option<u64>,
     pub last_seen: Option<String>,
     pub last_anomaly: Option<LastAnomaly>,
+    /// Its alerts are muted until then (RFC 3339), set on the status page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub muted_until: Option<String>,
 }
 
 /// The latest anomaly event (opened or worse) of a device.
@@ -111,6 +114,7 @@ impl DeviceState {
             incident: None,
             last_seen: None,
             last_anomaly: None,
+            muted_until: None,
         }
     }
 
@@ -125,6 +129,7 @@ impl DeviceState {
         self.anomaly = d.incident.is_some();
         self.incident = d.incident;
         self.last_seen = Some(d.last_seen.clone());
+        self.muted_until.clone_from(&d.muted_until);
     }
 
     /// Whether the two differ in more than their score and time: such a change is published
@@ -137,8 +142,12 @@ impl DeviceState {
             &self.ipv4,
             &self.ipv6,
         ) != (&o.name, &o.vendor, &o.vendor_class, &o.ipv4, &o.ipv6)
-            || (self.anomaly, self.incident, &self.last_anomaly)
-                != (o.anomaly, o.incident, &o.last_anomaly)
+            || (
+                self.anomaly,
+                self.incident,
+                &self.last_anomaly,
+                &self.muted_until,
+            ) != (o.anomaly, o.incident, &o.last_anomaly, &o.muted_until)
     }
 
     fn mac(&self) -> Option<Mac> {
@@ -757,6 +766,17 @@ mod tests {
         let mut open = s.clone();
         open.anomaly = true;
         assert!(due(&sent, &open, 3, every, much), "an anomaly goes at once");
+        // a mute set on the status page goes at once, in the payload
+        let mut st = hostile_status("plug");
+        st.muted_until = Some("2026-12-01T18:00:00Z".into());
+        let mut muted = s.clone();
+        muted.update(&st);
+        assert!(due(&sent, &muted, 3, every, much), "a mute goes at once");
+        let json = serde_json::to_string(&muted).unwrap();
+        assert!(
+            json.contains(r#""muted_until":"2026-12-01T18:00:00Z""#),
+            "{json}"
+        );
         let old = Some(Sent {
             session: 3,
             at: Instant::now() - every,
