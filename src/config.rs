@@ -128,6 +128,7 @@ impl Default for StateConfig {
 pub struct EventsConfig {
     pub file: Option<PathBuf>,
     pub queue: usize,
+    pub quiet_after_secs: Option<u32>,
 }
 
 impl Default for EventsConfig {
@@ -135,6 +136,7 @@ impl Default for EventsConfig {
         EventsConfig {
             file: None,
             queue: 1000,
+            quiet_after_secs: None,
         }
     }
 }
@@ -759,6 +761,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("state.checkpoint_secs", "seconds between checkpoints of the learned state (and one at exit)"),
     ("events.file", "JSON-lines event log (\"-\": standard output), or null for none"),
     ("events.queue", "events waiting for a slow sink before the oldest is dropped (and counted)"),
+    ("events.quiet_after_secs", "a device that sent nothing for this long is a device-quiet event (null: never)"),
     ("mqtt.broker", "MQTT broker, mqtt://host:port or mqtts://host:port (TLS), or null for no MQTT"),
     ("mqtt.username", "user name to log in with, or null"),
     ("mqtt.password", "password to log in with, or null (see password_file)"),
@@ -904,6 +907,9 @@ impl Config {
         }
         if self.state.checkpoint_secs == 0 {
             return Err("state.checkpoint_secs must be at least 1".into());
+        }
+        if self.events.quiet_after_secs == Some(0) {
+            return Err("events.quiet_after_secs must be at least 1 (null: never)".into());
         }
         if !(1..=1_000_000).contains(&self.events.queue) {
             return Err(format!(

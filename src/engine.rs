@@ -151,6 +151,10 @@ pub struct Engine {
     events: Vec<Event>,
     stats: EngineStats,
     history: Histories,
+    /// Silence after which a device is reported quiet (`events.quiet_after_secs`), and the
+    /// devices reported and not heard from since (bounded by the device table).
+    quiet_after_ns: Option<u64>,
+    quiet: Vec<Mac>,
 }
 
 impl Engine {
@@ -172,6 +176,8 @@ impl Engine {
             events: Vec::new(),
             stats: EngineStats::default(),
             history: Histories::default(),
+            quiet_after_ns: None,
+            quiet: Vec::new(),
         })
     }
 
@@ -308,6 +314,42 @@ impl Engine {
         self.events.push(e);
     }
 
+    /// Reports a device that sent nothing for `secs` (None: never), once until it speaks
+    /// again.
+    pub fn set_quiet_after(&mut self, secs: Option<u32>) {
+        self.quiet_after_ns = secs.map(|s| u64::from(s) * 1_000_000_000);
+    }
+
+    /// The `device-quiet` events due at `now_ns`.
+    fn check_quiet(&mut self, now_ns: u64) {
+        let (Some(after), Some(det)) = (self.quiet_after_ns, &self.detector) else {
+            return;
+        };
+        let table = self.pipeline.table();
+        let silent = |d: &crate::device::Device| now_ns.saturating_sub(d.last_seen_ns) >= after;
+        // a device heard from again (or gone from the table) may be reported again
+        self.quiet.retain(|m| table.find(*m).is_some_and(&silent));
+        for (_, d) in table.devices() {
+            if !d.confirmed() || !silent(d) || self.quiet.contains(&d.mac) {
+                continue;
+            }
+            let mut e = det.notice(
+                EventKind::DeviceQuiet,
+                DeviceRef::of(d),
+                now_ns,
+                format!(
+                    "sent nothing for {} min (last frame at {})",
+                    now_ns.saturating_sub(d.last_seen_ns) / 60_000_000_000,
+                    Rfc3339(d.last_seen_ns)
+                ),
+            );
+            e.severity = crate::detect::Severity::Low;
+            self.quiet.push(d.mac);
+            self.stats.events += 1;
+            self.events.push(e);
+        }
+    }
+
     /// The wall clock says `now_ns`: windows that ended more than [`TICK_GRACE_NS`] ago
     /// close even though no packet came to close them.
     pub fn tick(&mut self, now_ns: u64, on: &mut impl FnMut(Scored<'_>)) {
@@ -324,6 +366,7 @@ impl Engine {
                 score(detector, events, stats, history, w, on)
             });
         self.stats.timer_windows += closed;
+        self.check_quiet(now_ns);
     }
 
     /// Closes the open window (end of a capture, or exit).
@@ -757,5 +800,64 @@ mod tests {
         assert_eq!(h.points(0, b).len(), 1);
         h.forget(b);
         assert!(h.points(0, b).is_empty() && h.points(1, b).is_empty());
+    }
+
+    /// A UDP frame from `mac` (192.168.1.`host`) to the LAN's DNS server at `t` seconds.
+    fn frame(mac: [u8; 6], host: u8) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 0xfe];
+        f.extend_from_slice(&mac);
+        f.extend_from_slice(&[8, 0]);
+        let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 192, 168, 1, host];
+        ip.extend_from_slice(&[192, 168, 1, 1]);
+        let sum = ip
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum::<u32>();
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        f.extend_from_slice(&ip);
+        f.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+        f
+    }
+
+    #[test]
+    fn a_device_silent_for_long_is_reported_once_until_it_speaks() {
+        let model = crate::model::file::built_in().unwrap();
+        let cfg = PipelineConfig::default();
+        let det = Detector::new(model, Default::default(), 256, cfg.window_ns());
+        let mut e = Engine::new(&cfg, LinkType::Ethernet, Some(det)).unwrap();
+        e.set_quiet_after(Some(600));
+        let mac = [2, 0x10, 0, 0, 0, 7];
+        let t0 = 1_704_067_200 * S;
+        let data = frame(mac, 7);
+        let send = |e: &mut Engine, t: u64| {
+            for k in 0..2 {
+                let p = Packet {
+                    ts_ns: t + k,
+                    data: &data,
+                    wire_len: data.len() as u32,
+                };
+                e.packet(&p, &mut |_| {});
+            }
+        };
+        let quiet = |e: &mut Engine| {
+            e.drain_events()
+                .filter(|ev| ev.kind == EventKind::DeviceQuiet)
+                .count()
+        };
+        send(&mut e, t0);
+        e.tick(t0 + 300 * S, &mut |_| {});
+        assert_eq!(quiet(&mut e), 0, "five minutes is not long");
+        e.tick(t0 + 601 * S, &mut |_| {});
+        assert_eq!(quiet(&mut e), 1);
+        e.tick(t0 + 2000 * S, &mut |_| {});
+        assert_eq!(quiet(&mut e), 0, "told once");
+        send(&mut e, t0 + 2100 * S);
+        e.tick(t0 + 2200 * S, &mut |_| {});
+        e.tick(t0 + 2800 * S, &mut |_| {});
+        assert_eq!(quiet(&mut e), 1, "told again after it spoke");
+        e.set_quiet_after(None);
+        e.tick(t0 + 9000 * S, &mut |_| {});
+        assert_eq!(quiet(&mut e), 0, "off");
     }
 }

@@ -222,7 +222,8 @@ impl Daemon {
     fn start(cfg: Config, config_path: Option<PathBuf>) -> Result<Daemon, String> {
         let model = load_model(&cfg)?;
         let det = detector(&cfg, model)?;
-        let engine = Engine::new(&cfg.pipeline, capture::LinkType::Ethernet, Some(det))?;
+        let mut engine = Engine::new(&cfg.pipeline, capture::LinkType::Ethernet, Some(det))?;
+        engine.set_quiet_after(cfg.events.quiet_after_secs);
         let mut sinks = Sinks::default();
         if let Some(path) = &cfg.events.file {
             sinks.start("events", Box::new(JsonLines::open(path)?), cfg.events.queue);

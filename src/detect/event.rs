@@ -27,6 +27,9 @@ pub enum EventKind {
     /// Many never-seen stations at once: a MAC flood (the switch's table overflows and the
     /// LAN's traffic floods to every port).
     MacFlood,
+    /// A device sent nothing for `events.quiet_after_secs` (off by default): unplugged, out
+    /// of battery, or taken off the network.
+    DeviceQuiet,
 }
 
 /// Where an incident is in its life.

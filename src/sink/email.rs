@@ -148,6 +148,7 @@ fn what(e: &Event) -> &'static str {
         (EventKind::NextHopChange, _) => "next hop change",
         (EventKind::ArpSpoof, _) => "ARP spoofing",
         (EventKind::MacFlood, _) => "MAC flood",
+        (EventKind::DeviceQuiet, _) => "device gone quiet",
     }
 }
 

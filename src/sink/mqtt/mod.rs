@@ -234,7 +234,7 @@ pub fn event_message(topics: &Topics, e: &Event) -> Result<(String, Vec<u8>), St
         | EventKind::ArpSpoof
         | EventKind::MacFlood
         | EventKind::NextHopChange => topics.anomaly(),
-        EventKind::NewDevice | EventKind::GatewayChange => topics.events(),
+        EventKind::NewDevice | EventKind::GatewayChange | EventKind::DeviceQuiet => topics.events(),
     };
     Ok((topic, serde_json::to_vec(e).map_err(|e| e.to_string())?))
 }
