@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | `<base>/status` | yes | `online`; `offline` at exit, and as the last will |
 //! | `<base>/anomaly` | no | one JSON event per anomaly opened, updated or closed |
-//! | `<base>/events` | no | other events: a new device |
+//! | `<base>/events` | no | other events: a new device, a router change, a device gone quiet |
 //! | `<base>/devices/<mac>` | yes | a device's state, when it changes, at most every `device_state_secs` |
 //! | `<base>/node` | yes | the node's state (devices, incidents, packets, packets/s, kernel drops, temperature, throttling, learning) |
 //! | `<prefix>/device/<id>/config` | yes | Home Assistant discovery, one per device and one for the node |
