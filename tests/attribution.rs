@@ -182,27 +182,14 @@ fn a_public_address_scanner_with_damaged_frames_is_alerted_and_leaves_no_phantom
             && e["device"]["mac"] == SCANNER),
         "the scan is alerted: {events:?}"
     );
-    // KNOWN GAP (issue 11): devices answering the public address look like traffic through
-    // the scanner, and it speaks ARP from a LAN address of its own, so it is reported as a
-    // forwarder (gateway-change) and its peers' next hop as changed; it stays a watched
-    // device all the same. Forwarding evidence should need two remote sources; when it does,
-    // this turns into "no gateway-change at all".
+    // devices answering the public address send to the scanner for it, and it speaks ARP
+    // from a LAN address of its own: still no forwarding (it passes nothing on), so neither
+    // a new router nor a changed next hop
     let odd: Vec<&serde_json::Value> = events
         .iter()
         .filter(|e| e["kind"] == "gateway-change" || e["kind"] == "next-hop-change")
         .collect();
-    assert!(
-        odd.iter()
-            .all(|e| e["kind"] == "next-hop-change" || e["device"]["mac"] == SCANNER),
-        "{odd:?}"
-    );
-    if !odd.is_empty() {
-        eprintln!(
-            "\n*** KNOWN GAP: {} gateway-change/next-hop-change events about the \
-             public-address scanner ***\n",
-            odd.len()
-        );
-    }
+    assert!(odd.is_empty(), "{odd:?}");
     let gateways = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("gateways: "))

@@ -7,7 +7,12 @@
 //!   (internet) IP;
 //! - *from*: M sent a frame from a remote IP (a reply it forwards);
 //! - and M also speaks from a LAN address of its own (its DNS, DHCP or web interface), or the
-//!   two sides name at least two remote IPs each.
+//!   two sides name at least two remote IPs each;
+//! - and, once the LAN has a router, the two sides are not one remote address P only, unless
+//!   M passed on a frame for P that a LAN station had sent it (a relay): a station holding P
+//!   that probes the LAN from it and speaks ARP from a LAN address too is answered through
+//!   itself, and forwards nothing. (The LAN's first router may well serve one remote address
+//!   only: a lock that talks to its cloud and nothing else.)
 //!
 //! A LAN station with a public address P receives frames for P and sends from P only: it
 //! stays a device, and so do two such stations talking (frames between them come from remote
@@ -56,10 +61,25 @@ struct Candidate {
     from: heapless::Vec<u64, EVIDENCE>,
     /// M sent a frame from a LAN address.
     from_lan: bool,
+    /// M passed on a frame for a remote IP that a LAN station had sent it for (it relays).
+    relayed: bool,
     /// When its forwarding was first proven while another router was known.
     since: Option<u64>,
     /// Internet peers on either side (distinct, up to [`SUSTAIN_PEERS`]).
     peers: heapless::Vec<u64, SUSTAIN_PEERS>,
+}
+
+impl Candidate {
+    /// Whether everything it "forwarded" is one remote address, received for and sent from,
+    /// and it never passed a frame on: a LAN station holding a public address (a scanner
+    /// answered by the devices it probes) rather than a relay for the LAN's traffic.
+    fn evidence(&self) -> usize {
+        self.to.len() + self.from.len() + usize::from(self.from_lan) + usize::from(self.relayed)
+    }
+
+    fn only_its_own_address(&self) -> bool {
+        self.to.len() == 1 && self.from.len() == 1 && self.to[0] == self.from[0] && !self.relayed
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -182,13 +202,22 @@ impl Gateways {
             Some(p) => p,
             None => {
                 if self.candidates.is_full() {
-                    self.candidates.pop_front();
+                    // the one with the least evidence (the oldest of those) makes room: a
+                    // burst of damaged or forged source MACs cannot push out a station
+                    // whose own traffic was seen on both sides
+                    let weakest = (0..self.candidates.len()).min_by_key(|&i| {
+                        self.candidates.iter().nth(i).map_or(0, Candidate::evidence)
+                    });
+                    if let Some(i) = weakest {
+                        self.remove_candidate(i);
+                    }
                 }
                 let fresh = Candidate {
                     mac,
                     to: heapless::Vec::new(),
                     from: heapless::Vec::new(),
                     from_lan: false,
+                    relayed: false,
                     since: None,
                     peers: heapless::Vec::new(),
                 };
@@ -197,6 +226,19 @@ impl Gateways {
             }
         };
         self.candidates.get_mut(pos)
+    }
+
+    /// Removes the `i`th candidate, keeping the others in order (oldest first).
+    fn remove_candidate(&mut self, i: usize) {
+        // a deque has no remove: rotate the ones after it round, then the ones before
+        let n = self.candidates.len();
+        for k in 0..n {
+            if let Some(c) = self.candidates.pop_front() {
+                if k != i {
+                    let _ = self.candidates.push_back(c);
+                }
+            }
+        }
     }
 
     fn add(c: &mut Candidate, to: bool, ip: &IpAddr) {
@@ -267,6 +309,7 @@ impl Gateways {
             // a LAN station's own traffic opens no entry; it marks one that exists
             if let Some(c) = self.candidates.iter_mut().find(|c| c.mac == s.src_mac) {
                 c.from_lan |= !src.is_unspecified();
+                c.relayed |= !is_local(&dst) && c.to.contains(&hash_ip(&dst));
                 let _ = touched.push(s.src_mac);
             }
         } else if let Some(c) = self.candidate(s.src_mac) {
@@ -292,6 +335,7 @@ impl Gateways {
                             && (c.from_lan
                                 || lan_speaker(c.mac)
                                 || (c.to.is_full() && c.from.is_full()))
+                            && (self.known.is_empty() || !c.only_its_own_address())
                     }
             })
         });
@@ -313,13 +357,7 @@ impl Gateways {
             }
         }
         if let Some(i) = self.candidates.iter().position(|c| c.mac == mac) {
-            // a deque has no remove: rotate the entry out
-            for _ in 0..i {
-                if let Some(c) = self.candidates.pop_front() {
-                    let _ = self.candidates.push_back(c);
-                }
-            }
-            self.candidates.pop_front();
+            self.remove_candidate(i);
         }
         news.another = !self.known.is_empty();
         if self.known.is_full() {
