@@ -40,12 +40,17 @@ AARCH64_RUSTFLAGS := $(if $(PI5),RUSTFLAGS="-C target-cpu=cortex-a76",)
 # eight devices, six hours each: 103,680 windows). Each capture is turned into feature windows
 # and deleted at once, so the disk holds one capture at a time. Training writes the f32
 # safetensors model; the built-in one is its Q8_0 GGUF (rebuild iotad to embed a new one).
+# `make model-real`: the same windows and the real benign captures of ../shared/data
+# (MODEL_REAL: every capture the manifest calls benign, named benign_*), trained from scratch
+# and fine-tuned from the default model, each evaluated on ../shared/data (models/README.md
+# says why neither is shipped yet).
 MODEL_F32 := models/iotad.safetensors
 MODEL := models/iotad.gguf
 MODEL_SEEDS := 11 12 13 14 15 16
 MODEL_DIR := target/model
+MODEL_REAL := $(sort $(wildcard ../shared/data/benign_*.pcap ../shared/data/benign_*.pcapng))
 
-.PHONY: all build deps test-deps rust demo test lint bench variants readme-eval clean model aarch64 aarch64-deps libpcap-aarch64 test-aarch64 deploy uninstall screenshot
+.PHONY: all build deps test-deps rust demo test lint bench variants readme-eval clean model model-real aarch64 aarch64-deps libpcap-aarch64 test-aarch64 deploy uninstall screenshot
 
 all: build
 
@@ -100,6 +105,17 @@ model: build
 	$(BIN) train $(foreach s,$(MODEL_SEEDS),--csv $(MODEL_DIR)/net-$(s).csv) --seed 1 --out $(MODEL_F32)
 	$(BIN) quantize --model $(MODEL_F32) --out $(MODEL)
 	@ls -l $(MODEL_F32) $(MODEL)
+
+REAL_CSVS = $(foreach c,$(MODEL_REAL),--csv $(MODEL_DIR)/real-$(basename $(notdir $(c))).csv)
+model-real: model
+	@for c in $(MODEL_REAL); do n=$$(basename $${c%.*}); \
+	  $(BIN) features $$c --out $(MODEL_DIR)/real-$$n.csv || exit 1; done
+	$(BIN) train $(foreach s,$(MODEL_SEEDS),--csv $(MODEL_DIR)/net-$(s).csv) $(REAL_CSVS) \
+	  --seed 1 --out $(MODEL_DIR)/real.safetensors
+	$(BIN) train --base $(MODEL_F32) $(foreach s,$(MODEL_SEEDS),--csv $(MODEL_DIR)/net-$(s).csv) \
+	  $(REAL_CSVS) --seed 1 --out $(MODEL_DIR)/real-finetuned.safetensors
+	@for m in $(MODEL) $(MODEL_DIR)/real.safetensors $(MODEL_DIR)/real-finetuned.safetensors; do \
+	  echo "== $$m"; $(BIN) eval -m $$m $(SHARED_DATA)/MANIFEST.json | tail -3; done
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -4,7 +4,7 @@
 //! of their own are judged on the statistics of all devices pooled. Thresholds and incidents
 //! work as the detector's do.
 
-use crate::model::{transform, STD_FLOOR};
+use crate::model::STD_FLOOR;
 use crate::window::{Feat, Features};
 use crate::wire::Mac;
 
@@ -105,7 +105,8 @@ impl Baseline {
         let warmup = window < first + u64::from(self.learning);
         let mut x = [0f32; K];
         for (k, feat) in FEATS.iter().enumerate() {
-            x[k] = transform(feat.spec().kind, f[*feat]);
+            // plain log1p whatever the model does (bytes included): the reference stays put
+            x[k] = crate::math::ln_1p(f[*feat].max(0.0));
         }
         if !matches!(&self.devices[slot], Some(d) if d.mac == mac) {
             self.devices[slot] = Some(Dev {

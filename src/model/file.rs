@@ -68,7 +68,7 @@ pub fn load(path: &Path) -> Result<Model, String> {
 fn check_meta(meta: &Meta) -> Result<(), String> {
     if meta.format_version != FORMAT_VERSION {
         return Err(format!(
-            "format version {} (this iotad reads version {FORMAT_VERSION})",
+            "format version {} (this iotad reads version {FORMAT_VERSION}): retrain it with `iotad train`",
             meta.format_version
         ));
     }

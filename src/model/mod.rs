@@ -22,15 +22,16 @@ pub use step::{Kernel, Scratch, State, MAX_BATCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::window::features::{Kind, F, FEATURES};
+use crate::window::features::{Kind, BYTE_UNIT, F, FEATURES};
 
 /// The population threshold is the score of the 99.9th percentile of validation windows times
 /// this; a window of a device judged on it scores as normal below the threshold over this.
 pub const POPULATION_MARGIN: f32 = 1.5;
 use crate::window::Features;
 
-/// Version of the model file format; a file of another version is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the model file format; a file of another version is refused. Version 2 counts
+/// byte features in [`BYTE_UNIT`]s ([`Kind::Bytes`]); version 1 took their plain log1p.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The smallest standard deviation a feature may have (in log1p units), so that a feature
 /// that never moved in training cannot blow a score up.
@@ -57,7 +58,7 @@ impl Default for Sizes {
     }
 }
 
-/// Per-feature standardization: log1p for counts and means, then (x - mean) / max(std, floor).
+/// Per-feature standardization: log1p for counts and means (bytes in [`BYTE_UNIT`]s), then (x - mean) / max(std, floor).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
     pub mean: Vec<f32>,
@@ -69,6 +70,7 @@ pub struct Standardizer {
 pub fn transform(kind: Kind, v: f32) -> f32 {
     match kind {
         Kind::Count | Kind::Mean => crate::math::ln_1p(v.max(0.0)),
+        Kind::Bytes => crate::math::ln_1p(v.max(0.0) / BYTE_UNIT),
         Kind::Ratio => v,
     }
 }
@@ -78,6 +80,7 @@ pub fn transform(kind: Kind, v: f32) -> f32 {
 pub fn untransform(kind: Kind, v: f32) -> f32 {
     match kind {
         Kind::Count | Kind::Mean => crate::math::exp_m1(v).max(0.0),
+        Kind::Bytes => crate::math::exp_m1(v).max(0.0) * BYTE_UNIT,
         Kind::Ratio => v,
     }
 }
@@ -315,5 +318,46 @@ mod tests {
         c.0[0] = 1e30;
         s.apply(&c, &mut z);
         assert_eq!(z[0], CLIP);
+    }
+
+    /// A device that never sent ICMP while learning answers a ping, or sends two
+    /// port-unreachables for late DNS replies: one or two small packets, which must not
+    /// cross the floor of the threshold (they did when bytes took their plain logarithm:
+    /// 56 bytes scored 8.5 on a real lock). A tunnel's volume still does.
+    #[test]
+    fn a_packet_or_two_is_no_alert_but_a_volume_is() {
+        use crate::window::features::Feat;
+        let model = file::built_in().unwrap();
+        let st = &model.meta.standardizer;
+        let floors = st.floors();
+        let cfg = crate::detect::DetectConfig::default();
+        // a device at rest, whose typical errors are the floors: each window against silence
+        let score_of = |set: &[(Feat, f32)]| {
+            let (quiet, mut w) = (Features::ZERO, Features::ZERO);
+            for &(f, v) in set {
+                w[f] = v;
+            }
+            let (mut zq, mut zw) = ([0f32; F], [0f32; F]);
+            st.apply(&quiet, &mut zq);
+            st.apply(&w, &mut zw);
+            score(&errors(&zw, &zq, &floors, &floors))
+        };
+        let unreachables = [
+            (Feat::PktsOut, 2.0),
+            (Feat::BytesOut, 140.0),
+            (Feat::IcmpOut, 2.0),
+            (Feat::IcmpPayloadOut, 56.0),
+        ];
+        let one = score_of(&unreachables);
+        assert!(one < cfg.floor, "two port-unreachables score {one}");
+        let tunnel = [
+            (Feat::PktsOut, 200.0),
+            (Feat::BytesOut, 200.0 * 1100.0),
+            (Feat::IcmpOut, 200.0),
+            (Feat::IcmpEchoOut, 200.0),
+            (Feat::IcmpPayloadOut, 200.0 * 1000.0),
+        ];
+        let tunnel = score_of(&tunnel);
+        assert!(tunnel > 3.0 * cfg.floor, "an ICMP tunnel scores {tunnel}");
     }
 }

@@ -11,8 +11,12 @@ pub const F: usize = 64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
-    /// A count of events or bytes in the window (heavy-tailed: log1p before standardizing).
+    /// A count of events in the window (heavy-tailed: log1p before standardizing).
     Count,
+    /// A count of bytes in the window, log1p of [`BYTE_UNIT`]-byte units: one small packet's
+    /// bytes move it about as far as one packet moves a count, so a single packet cannot
+    /// look like a flood, while a tenfold change of a large volume still does.
+    Bytes,
     /// A mean or maximum of sizes, lengths or times.
     Mean,
     /// A fraction in [0, 1] or a ratio.
@@ -23,11 +27,15 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Count => "count",
+            Kind::Bytes => "bytes",
             Kind::Mean => "mean",
             Kind::Ratio => "ratio",
         }
     }
 }
+
+/// The unit a [`Kind::Bytes`] feature is counted in before its logarithm: a small packet.
+pub const BYTE_UNIT: f32 = 64.0;
 
 /// How small a change of a feature the detector treats as news, for a device that never
 /// moved it while learning: security-relevant features are watched closely, housekeeping
@@ -89,8 +97,8 @@ macro_rules! features {
 features! {
     PktsOut "pkts_out" "packets" Count Normal "packets sent";
     PktsIn "pkts_in" "packets" Count Normal "packets received (addressed to this device)";
-    BytesOut "bytes_out" "bytes" Count Normal "bytes sent, as on the wire";
-    BytesIn "bytes_in" "bytes" Count Normal "bytes received, as on the wire";
+    BytesOut "bytes_out" "bytes" Bytes Normal "bytes sent, as on the wire";
+    BytesIn "bytes_in" "bytes" Bytes Normal "bytes received, as on the wire";
     MeanSizeOut "mean_size_out" "bytes" Mean Housekeeping "mean size of packets sent";
     SrcIpsOut "src_ips_out" "addresses" Count Watch "distinct source IP addresses of packets sent (dozens: spoofed floods)";
     NewServices "new_services" "services" Count Watch "remote services (address, protocol, port) used that the device did not use while learning, each weighted by how stable its services had been (a quarter on a port it or the network uses)";
@@ -116,14 +124,14 @@ features! {
     ProbesSlow "probes_slow" "probes" Count Watch "TCP probes summed over past windows, halving every 10 minutes, zero after 5 quiet minutes (slow scans)";
     MaxAttemptsOneService "max_attempts_one_service" "attempts" Count Watch "most connection attempts to one remote IP and port (repeated logins)";
     LoginAttempts "login_attempts" "attempts" Count Watch "most repeated logins to one remote service, on any port: sessions (connections the device opened that carried a request and a response) begun within 10 s of another";
-    TcpPayloadOut "tcp_payload_out" "bytes" Count Normal "TCP payload bytes sent";
-    TcpPayloadIn "tcp_payload_in" "bytes" Count Normal "TCP payload bytes received";
+    TcpPayloadOut "tcp_payload_out" "bytes" Bytes Normal "TCP payload bytes sent";
+    TcpPayloadIn "tcp_payload_in" "bytes" Bytes Normal "TCP payload bytes received";
     UdpOut "udp_out" "packets" Count Normal "UDP datagrams sent";
     UdpIn "udp_in" "packets" Count Normal "UDP datagrams received";
     IcmpOut "icmp_out" "packets" Count Normal "ICMP and ICMPv6 messages sent";
     IcmpIn "icmp_in" "packets" Count Normal "ICMP and ICMPv6 messages received";
-    IcmpPayloadOut "icmp_payload_out" "bytes" Count Normal "ICMP payload bytes sent (after the 8-byte header)";
-    IcmpPayloadIn "icmp_payload_in" "bytes" Count Normal "ICMP payload bytes received";
+    IcmpPayloadOut "icmp_payload_out" "bytes" Bytes Normal "ICMP payload bytes sent (after the 8-byte header)";
+    IcmpPayloadIn "icmp_payload_in" "bytes" Bytes Normal "ICMP payload bytes received";
     IcmpEchoOut "icmp_echo_out" "packets" Count Watch "ICMP echo requests sent (pings)";
     IcmpUnreachIn "icmp_unreach_in" "packets" Count Watch "ICMP destination-unreachable messages received";
     ArpOut "arp_out" "packets" Count Housekeeping "ARP packets sent";
@@ -149,8 +157,8 @@ features! {
     NewServicePkts "new_service_pkts" "packets" Count Watch "packets exchanged with new remote services on a port new to the device and the network, weighted by how stable its ports had been (a mining pool, a backdoor)";
     ActiveSeconds "active_seconds" "seconds" Count Housekeeping "seconds of the window in which the device sent anything";
     BurstOut "burst_out" "packets" Mean Housekeeping "most packets sent in any one second of the window";
-    UdpPayloadOut "udp_payload_out" "bytes" Count Normal "UDP payload bytes sent";
-    UdpPayloadIn "udp_payload_in" "bytes" Count Normal "UDP payload bytes received";
+    UdpPayloadOut "udp_payload_out" "bytes" Bytes Normal "UDP payload bytes sent";
+    UdpPayloadIn "udp_payload_in" "bytes" Bytes Normal "UDP payload bytes received";
 }
 
 impl Feat {
