@@ -549,16 +549,18 @@ fn score(
     w: WindowOut<'_>,
     on: &mut impl FnMut(Scored<'_>),
 ) {
-    let Some(device) = w.table.get(w.closed.device) else {
+    let Some(device) = w.device() else {
         return;
     };
     if w.last {
-        // it was found to be a router: its half window is no device's window (not scored,
-        // not a feature row), but an incident it had ends with an event
-        if let Some(e) = detector
-            .as_mut()
-            .and_then(|d| d.retire(w.closed.device as usize, device, w.closed.start_ns))
-        {
+        // it was found to be a router, or evicted: its part of a window is not scored
+        // (nor a feature row), but an incident it had ends with an event
+        let (slot, start) = (w.closed.device as usize, w.closed.start_ns);
+        let ended = detector.as_mut().and_then(|d| match w.evicted {
+            Some(_) => d.evict(slot, device, start),
+            None => d.retire(slot, device, start),
+        });
+        if let Some(e) = ended {
             stats.events += 1;
             events.push(e);
         }
@@ -762,6 +764,7 @@ pub struct DeviceStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::Phase;
 
     const S: u64 = 1_000_000_000;
 
@@ -802,13 +805,18 @@ mod tests {
         assert!(h.points(0, b).is_empty() && h.points(1, b).is_empty());
     }
 
-    /// A UDP frame from `mac` (192.168.1.`host`) to the LAN's DNS server at `t` seconds.
+    /// A UDP frame from `mac` (192.168.1.`host`) to the LAN's DNS server.
     fn frame(mac: [u8; 6], host: u8) -> Vec<u8> {
-        let mut f = vec![2, 0, 0, 0, 0, 0xfe];
+        udp(mac, host, 1, 53)
+    }
+
+    /// A UDP frame from `mac` (192.168.1.`host`) to 192.168.1.`to`, port `port`.
+    fn udp(mac: [u8; 6], host: u8, to: u8, port: u16) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, to];
         f.extend_from_slice(&mac);
         f.extend_from_slice(&[8, 0]);
         let mut ip = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 192, 168, 1, host];
-        ip.extend_from_slice(&[192, 168, 1, 1]);
+        ip.extend_from_slice(&[192, 168, 1, to]);
         let sum = ip
             .chunks(2)
             .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
@@ -816,8 +824,90 @@ mod tests {
         let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
         ip[10..12].copy_from_slice(&sum.to_be_bytes());
         f.extend_from_slice(&ip);
-        f.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+        f.extend_from_slice(&[0x30, 0x39]);
+        f.extend_from_slice(&port.to_be_bytes());
+        f.extend_from_slice(&[0, 8, 0, 0]);
         f
+    }
+
+    fn send(e: &mut Engine, frames: &[(u64, Vec<u8>)]) {
+        for (t, data) in frames {
+            let p = Packet {
+                ts_ns: *t,
+                data,
+                wire_len: data.len() as u32,
+            };
+            e.packet(&p, &mut |_| {});
+        }
+    }
+
+    /// A device in an open incident is evicted by newcomers to a full table: its incident
+    /// ends with a close event saying so (before, its part window and incident vanished),
+    /// and when it comes back it is no new device.
+    #[test]
+    fn an_evicted_device_ends_its_incident_with_an_event_and_returns_known() {
+        let model = crate::model::file::built_in().unwrap();
+        let cfg = PipelineConfig {
+            max_devices: 2,
+            ..PipelineConfig::default()
+        };
+        let det_cfg = crate::detect::DetectConfig {
+            network_learned: true,
+            ..Default::default()
+        };
+        let det = Detector::new(model, det_cfg, cfg.max_devices, cfg.window_ns());
+        let mut e = Engine::new(&cfg, LinkType::Ethernet, Some(det)).unwrap();
+        let (a, b, c) = (
+            [2, 0x10, 0, 0, 0, 7],
+            [2, 0x10, 0, 0, 0, 8],
+            [2, 0x10, 0, 0, 0, 9],
+        );
+        let t0 = 1_704_067_200 * S;
+        // A sweeps 100 LAN hosts' UDP ports for two windows: an incident
+        let sweep: Vec<(u64, Vec<u8>)> = (0..400u64)
+            .map(|i| {
+                (
+                    t0 + i * S / 20,
+                    udp(a, 7, 10 + (i % 100) as u8, 1000 + i as u16),
+                )
+            })
+            .collect();
+        send(&mut e, &sweep);
+        let events: Vec<Event> = e.drain_events().collect();
+        let opened = events
+            .iter()
+            .find(|ev| ev.kind == EventKind::Anomaly && ev.phase == Some(Phase::Open))
+            .expect("the sweep opens an incident");
+        assert_eq!(opened.device.mac, Mac(a).to_string());
+        // B, then C: the table is full, and A, seen longest ago, makes room
+        let newcomers: Vec<(u64, Vec<u8>)> = [b, c]
+            .iter()
+            .zip([8u8, 9])
+            .flat_map(|(m, h)| [(t0 + 21 * S, frame(*m, h)), (t0 + 22 * S, frame(*m, h))])
+            .collect();
+        send(&mut e, &newcomers);
+        assert_eq!(e.pipeline().table().stats().evicted, 1);
+        let events: Vec<Event> = e.drain_events().collect();
+        let closed = events
+            .iter()
+            .find(|ev| ev.kind == EventKind::Anomaly && ev.phase == Some(Phase::Close))
+            .unwrap_or_else(|| panic!("the incident ends: {events:?}"));
+        assert_eq!(closed.device.mac, Mac(a).to_string());
+        assert_eq!(closed.incident, opened.incident);
+        assert!(closed.detail.as_deref().unwrap().contains("device table"));
+        // A comes back (B makes room): known, not new
+        send(
+            &mut e,
+            &[(t0 + 40 * S, frame(a, 7)), (t0 + 41 * S, frame(a, 7))],
+        );
+        e.tick(t0 + 60 * S, &mut |_| {});
+        let events: Vec<Event> = e.drain_events().collect();
+        assert!(
+            !events
+                .iter()
+                .any(|ev| ev.kind == EventKind::NewDevice && ev.device.mac == Mac(a).to_string()),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::capture::{LinkType, Packet};
 use crate::config::PipelineConfig;
-use crate::device::{DeviceId, Table};
+use crate::device::{Device, DeviceId, Table};
 use crate::window::{Closed, Direction, Windows};
 use crate::wire::{self, MalformedCounts};
 
@@ -30,9 +30,19 @@ pub struct PipelineStats {
 pub struct WindowOut<'a> {
     pub table: &'a Table,
     pub closed: Closed<'a>,
-    /// The device stops being a device (it was found to be a router): this is its open
-    /// window, closed early so that its incident can end with an event.
+    /// The device stops being watched (it was found to be a router, or evicted): this is
+    /// its open window, closed early so that its incident can end with an event.
     pub last: bool,
+    /// The device was evicted from the table to make room for another, which holds its
+    /// slot now: this is the device the window belongs to.
+    pub evicted: Option<&'a Device>,
+}
+
+impl<'a> WindowOut<'a> {
+    /// The device the window belongs to (`None` only for a slot that holds none).
+    pub fn device(&self) -> Option<&'a Device> {
+        self.evicted.or_else(|| self.table.get(self.closed.device))
+    }
 }
 
 /// The stages from parsing to windows, for one capture.
@@ -100,6 +110,7 @@ impl Pipeline {
                 table,
                 closed,
                 last: false,
+                evicted: None,
             })
         });
         if closed_any {
@@ -113,10 +124,25 @@ impl Pipeline {
                     table,
                     closed,
                     last: true,
+                    evicted: None,
                 })
             });
             self.windows.stop(id);
             self.table.retire(id);
+        }
+        if let Some(id) = obs.evicted {
+            // the newcomer's window starts below; the evicted device's ends first
+            let table = &self.table;
+            let gone = table.evicted();
+            self.windows.close_one(id, &mut |closed| {
+                emit(WindowOut {
+                    table,
+                    closed,
+                    last: true,
+                    evicted: gone,
+                })
+            });
+            self.windows.stop(id);
         }
         let mut attributed = false;
         for (seen, dir) in [(obs.sender, Direction::Out), (obs.receiver, Direction::In)] {
@@ -176,6 +202,7 @@ impl Pipeline {
                 table,
                 closed,
                 last: false,
+                evicted: None,
             })
         });
     }
@@ -188,6 +215,7 @@ impl Pipeline {
                 table,
                 closed,
                 last: false,
+                evicted: None,
             })
         });
     }

@@ -1000,11 +1000,39 @@ impl Detector {
     /// ends with a close event instead of vanishing.
     pub fn retire(&mut self, slot: usize, device: &Device, start_ns: u64) -> Option<Event> {
         self.step_queued();
-        let d = self
+        let mut d = self
             .devices
             .get_mut(slot)?
             .take_if(|d| d.mac == device.mac)?;
-        let i = d.incident?;
+        let detail = "it routes the LAN's internet traffic: watched as a router from now on";
+        self.end_incident(&mut d, device, start_ns, detail)
+    }
+
+    /// The device in `slot` was evicted from the device table to make room for a newcomer,
+    /// after the window starting at `start_ns`: what it learned is parked (it carries on
+    /// where it was if it comes back), and an incident still open ends with a close event.
+    pub fn evict(&mut self, slot: usize, device: &Device, start_ns: u64) -> Option<Event> {
+        self.step_queued();
+        let mut d = self
+            .devices
+            .get_mut(slot)?
+            .take_if(|d| d.mac == device.mac)?;
+        let detail = "it left the full device table to make room for a newer station: no \
+                      longer watched until it is back (what it learned is kept)";
+        let e = self.end_incident(&mut d, device, start_ns, detail);
+        self.park(d);
+        e
+    }
+
+    /// Ends the device's open incident, if any, with a close event saying why.
+    fn end_incident(
+        &self,
+        d: &mut DeviceState,
+        device: &Device,
+        start_ns: u64,
+        detail: &str,
+    ) -> Option<Event> {
+        let i = d.incident.take()?;
         let (behaviour, severity) = (i.behaviour, i.severity.unwrap_or(Severity::Low));
         let source = if d.threshold.is_some() {
             ThresholdSource::Device
@@ -1020,9 +1048,7 @@ impl Detector {
             severity,
             behaviour,
             explanation: i.opened,
-            detail: Some(
-                "it routes the LAN's internet traffic: watched as a router from now on".into(),
-            ),
+            detail: Some(detail.into()),
             ..self.event(EventKind::Anomaly, device, start_ns)
         })
     }

@@ -192,6 +192,9 @@ pub struct Observation {
     /// A device that this packet showed to be a gateway: it stops being a device once its
     /// open window is closed ([`Table::retire`]).
     pub retired: Option<DeviceId>,
+    /// A device evicted to make room for the sender (the table was full): its slot is the
+    /// sender's now, and [`Table::evicted`] holds what it was until the next eviction.
+    pub evicted: Option<DeviceId>,
     /// What the sender's ARP packet (if any) amounted to.
     pub arp: ArpVerdict,
 }
@@ -220,6 +223,9 @@ pub struct Table {
     /// a flood was reported in this span).
     newcomers: (u64, u32, Mac, bool),
     notices: heapless::Deque<Notice, NOTICES>,
+    /// The device evicted last, and the slot it left, while its packet is handled.
+    evicting: Option<DeviceId>,
+    evicted: Option<Device>,
 }
 
 impl Table {
@@ -234,6 +240,8 @@ impl Table {
             stats: TableStats::default(),
             newcomers: (0, 0, Mac::UNKNOWN, false),
             notices: heapless::Deque::new(),
+            evicting: None,
+            evicted: None,
         }
     }
 
@@ -266,6 +274,12 @@ impl Table {
             self.stats.notices_dropped += 1;
         }
         let _ = self.notices.push_back(n);
+    }
+
+    /// The device that [`Observation::evicted`] named: out of the table, kept until the
+    /// next eviction so that its open window and incident can be closed in its name.
+    pub fn evicted(&self) -> Option<&Device> {
+        self.evicted.as_ref()
     }
 
     /// Removes a device that [`Observation::retired`] named, once its window is closed.
@@ -397,6 +411,7 @@ impl Table {
         }
         if self.is_device(&s.src_mac) {
             let seen = self.upsert(s.src_mac, s.ts_ns);
+            obs.evicted = self.evicting.take();
             if seen.new {
                 self.newcomer(s.src_mac, s.ts_ns);
             }
@@ -486,7 +501,8 @@ impl Table {
             .map(|(id, d)| (id, d.mac))
             .expect("evict is only called on a full table");
         self.index.swap_remove(&mac);
-        self.slots[id as usize] = None;
+        self.evicted = self.slots[id as usize].take();
+        self.evicting = Some(id);
         self.stats.evicted += 1;
         id
     }

@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
     let steps = sequence::decode(rest, sequence::after_setup(), sender, false);
     let check = &mut |w: iotad::pipeline::WindowOut<'_>| {
         assert!(
-            w.table.get(w.closed.device).is_some(),
+            w.device().is_some(),
             "a window of an empty slot"
         );
     };
