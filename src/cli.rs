@@ -301,6 +301,14 @@ pub struct BenchArgs {
     /// timed repetitions of each measurement; the best is reported (default 3)
     #[argh(option, default = "3")]
     pub repeat: u32,
+    /// instead, live capture: make a veth pair, capture one end as `iotad run` does and
+    /// inject the capture's frames into the other at rising rates; print the highest rate
+    /// with no kernel drop (needs root)
+    #[argh(switch)]
+    pub live: bool,
+    /// seconds of injection per rate with --live (default 2)
+    #[argh(option, default = "2.0")]
+    pub live_secs: f64,
 }
 
 /// Tune the Pi for capture (CPU governor, the NIC's IRQ affinity), undo it, or show the plan.

@@ -410,3 +410,56 @@ fn a_state_learned_by_another_model_is_set_aside_and_the_daemon_learns_afresh() 
     assert!(state.exists(), "a fresh state saved at exit");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `iotad bench --live` makes its own veth pair, injects a synthesized capture at rising
+/// rates and reports the highest with no kernel drop: every rate it calls clean processed
+/// every frame it sent, and the pair is gone afterwards. (The rate itself is a figure for
+/// the README, not a test's business.)
+#[test]
+fn the_live_benchmark_reports_a_rate_with_no_drop_and_cleans_up() {
+    need_root_and_tools!("the_live_benchmark_reports_a_rate_with_no_drop_and_cleans_up");
+    let dir = scratch("live-bench");
+    let pcap = dir.join("net.pcap");
+    synth(&pcap, 5, 60, 4, &[]);
+    let links = || {
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(": ibc") || l.contains(": ibi"))
+            .count()
+    };
+    let before = links();
+    let out = common::ok(&["bench", "--live", "--live-secs", "0.3", s(&pcap)]);
+    let rows: Vec<Vec<u64>> = out
+        .lines()
+        .filter_map(|l| {
+            let v: Vec<u64> = l
+                .split_whitespace()
+                .map(|w| w.parse::<f64>().map(|x| x as u64))
+                .collect::<Result<_, _>>()
+                .ok()?;
+            (v.len() == 6).then_some(v)
+        })
+        .collect();
+    assert!(!rows.is_empty(), "{out}");
+    // target, sent pps, sent, processed, dropped, if-dropped: the first rate is clean
+    let first = &rows[0];
+    assert_eq!(first[0], 10_000, "{out}");
+    assert_eq!(first[2], 3_000, "{out}");
+    assert!(
+        first[3] >= first[2] && first[4] == 0 && first[5] == 0,
+        "{out}"
+    );
+    let summary = out.lines().find(|l| l.starts_with("live: ")).unwrap();
+    let rate: f64 = summary
+        .split_whitespace()
+        .nth(1)
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert!(rate >= 9_000.0, "{summary}");
+    assert_eq!(links(), before, "the veth pair is deleted");
+    let _ = std::fs::remove_dir_all(&dir);
+}

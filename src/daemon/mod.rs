@@ -127,7 +127,7 @@ fn detector(cfg: &Config, model: Model) -> Result<Detector, String> {
     Ok(d)
 }
 
-fn live_options(cfg: &Config) -> LiveOptions {
+pub(crate) fn live_options(cfg: &Config) -> LiveOptions {
     let c = &cfg.capture;
     LiveOptions {
         snaplen: c.snaplen,

@@ -1,6 +1,9 @@
 //! `iotad bench`: how fast the pipeline runs on this machine, next to how fast libpcap alone
 //! reads the same file, and how much memory a `features` run takes. What a user runs on their
-//! Pi; the README's figures come from it.
+//! Pi; the README's figures come from it. `--live` measures live capture instead
+//! ([`live`]).
+
+pub mod live;
 
 use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
@@ -168,6 +171,12 @@ pub fn command(a: BenchArgs) -> Result<(), String> {
     if a.repeat == 0 {
         return Err("--repeat must be at least 1".into());
     }
+    if !(a.live_secs > 0.0 && a.live_secs <= 600.0) {
+        return Err(format!(
+            "--live-secs must be more than 0 and at most 600, not {}",
+            a.live_secs
+        ));
+    }
     let mut tmp: Option<PathBuf> = None;
     let path = match &a.capture {
         Some(p) => p.clone(),
@@ -197,7 +206,11 @@ pub fn command(a: BenchArgs) -> Result<(), String> {
             p
         }
     };
-    let result = run(&path, a.repeat);
+    let result = if a.live {
+        live::run(&path, a.live_secs)
+    } else {
+        run(&path, a.repeat)
+    };
     if let Some(t) = tmp {
         let _ = std::fs::remove_file(t);
     }
