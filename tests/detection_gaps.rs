@@ -154,13 +154,50 @@ fn a_miner_is_alerted_by_the_service_it_never_used() {
         &[miner],
         &[],
         10,
-        &["new_services", "new_service_pkts"],
+        &["new_services", "new_service_pkts", "mining_msgs"],
     );
     assert_eq!(
         alerts.iter().filter(|a| a.mac == miner.0).count(),
         1,
         "one incident while it mines: {alerts:?}"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A miner that is the first thing a network with no history sees (nothing learned, every
+/// device judged against the population): its Stratum messages name it at once (before,
+/// nothing could be new against an empty history). A rig that mined while the network
+/// learned is the owner's, and stays quiet.
+#[test]
+fn a_miner_on_a_network_with_no_history_is_named_by_its_protocol() {
+    let dir = scratch("gaps-miner-first");
+    let pcap = dir.join("miner.pcap");
+    let miner = "02:10:01:00:00:01";
+    synth(&pcap, 27, 1800, 3, &[&format!("miner@0+1800:{miner}")]);
+    let events: Vec<serde_json::Value> =
+        ok(&["replay", s(&pcap), "--json", "--learning-windows", "0"])
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| e["kind"] == "anomaly" && e["phase"] == "open")
+            .collect();
+    let first = events
+        .iter()
+        .find(|e| e["device"]["mac"] == miner)
+        .unwrap_or_else(|| panic!("the miner is not alerted: {events:?}"));
+    assert_eq!(first["window_start_epoch"].as_u64().unwrap(), T0, "{first}");
+    assert_eq!(first["behaviour"], "mining", "{first}");
+    assert_eq!(first["explanation"][0]["feature"], "mining_msgs", "{first}");
+    assert_eq!(first["counterpart"]["ip"], "94.23.199.191", "{first}");
+    // the same rig, mining since before the network began to learn (half an hour)
+    let quiet: Vec<serde_json::Value> =
+        ok(&["replay", s(&pcap), "--json", "--learning-windows", "90"])
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|e: &serde_json::Value| {
+                e["kind"] == "anomaly" && e["phase"] == "open" && e["device"]["mac"] == miner
+            })
+            .collect();
+    assert!(quiet.is_empty(), "a rig learned as normal: {quiet:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -42,7 +42,7 @@ pub enum Phase {
 }
 
 /// How loud an event is. What the device did counts first: a device that attacks (scans,
-/// floods, brute-forces logins, tunnels data through DNS) is `high` when its window scored at
+/// floods, brute-forces logins, tunnels data through DNS, mines) is `high` when its window scored at
 /// least twice its threshold and `medium` below, never `low`; a device that is the target of
 /// such traffic is `low` (its attacker's alert is the one to act on), so an attacker always
 /// outranks its target; anything else is by score over threshold (`low` under 2, `medium`
@@ -95,6 +95,8 @@ pub enum Behaviour {
     BruteForce,
     /// Data carried in DNS queries.
     Tunnel,
+    /// Speaking a crypto-mining protocol to a pool.
+    Mining,
     /// On the receiving end of connection attempts: the target of a scan, flood or logins.
     Targeted,
     /// Anything else the model found unusual.
@@ -118,6 +120,7 @@ impl Behaviour {
             | "dns_name_len_max"
             | "dns_entropy_mean"
             | "dns_names" => Behaviour::Tunnel,
+            "mining_msgs" => Behaviour::Mining,
             "ports_syn_in" | "syn_in" | "remote_ips_in" | "rst_out" => Behaviour::Targeted,
             _ => return None,
         })
@@ -135,7 +138,11 @@ impl Behaviour {
     pub fn attacks(self) -> bool {
         matches!(
             self,
-            Behaviour::Scan | Behaviour::Flood | Behaviour::BruteForce | Behaviour::Tunnel
+            Behaviour::Scan
+                | Behaviour::Flood
+                | Behaviour::BruteForce
+                | Behaviour::Tunnel
+                | Behaviour::Mining
         )
     }
 
@@ -146,6 +153,7 @@ impl Behaviour {
             Behaviour::Flood => "flooding",
             Behaviour::BruteForce => "trying logins (brute force)",
             Behaviour::Tunnel => "tunnelling data through DNS",
+            Behaviour::Mining => "mining cryptocurrency for a pool",
             Behaviour::Targeted => "receiving connection attempts (a target)",
             Behaviour::Unusual => "behaving unusually",
         }

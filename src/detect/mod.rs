@@ -29,7 +29,7 @@ use std::path::Path;
 use crate::device::Device;
 use crate::export::Rfc3339;
 use crate::model::{Model, Scratch, State, MAX_BATCH};
-use crate::window::features::{Feat, F, FEATURES};
+use crate::window::features::{Feat, Tolerance, F, FEATURES};
 use crate::window::{Features, Peer, Peers};
 use crate::wire::Mac;
 
@@ -165,6 +165,9 @@ struct DeviceState {
     /// and how many (not saved: the ablation lives in `iotad eval` only).
     mean_sum: [f32; F],
     mean_n: u32,
+    /// The [`Tolerance::Alarm`] features it used while learning (bit j: feature j): they
+    /// are its normal, not an alert.
+    alarms_learned: u64,
 }
 
 impl DeviceState {
@@ -191,6 +194,7 @@ impl DeviceState {
             at_rest: false,
             mean_sum: [0.0; F],
             mean_n: 0,
+            alarms_learned: 0,
         }
     }
 
@@ -697,9 +701,13 @@ impl Detector {
             crate::model::errors(&z, &pred, scale, floors)
         };
         let s = crate::model::score(&errs);
+        // an alarm feature it did not use while learning alerts by itself
+        let alarms = alarm_bits(features);
+        let alarm = alarms & !d.alarms_learned != 0;
         // after the start, a device still learning does not learn from windows that alert (a
         // rogue device's attack must not become its normal)
-        if d.threshold.is_none() && (in_warmup || s <= threshold) {
+        if d.threshold.is_none() && (in_warmup || (s <= threshold && !alarm)) {
+            d.alarms_learned |= alarms;
             let at = |w: u64| in_warmup && window + 1 >= w;
             let ends = [
                 at(first + u64::from(half)),
@@ -720,12 +728,12 @@ impl Detector {
         let d = self.devices[slot].as_mut().expect("set above");
         d.last_window = window;
         d.last_score = s;
-        let above = !in_warmup && s > threshold;
+        let above = !in_warmup && (s > threshold || alarm);
         let (phase, incident, closed) = d.track(
             s,
             &errs,
             above,
-            s <= normal_level,
+            s <= normal_level && !alarm,
             &self.cfg,
             &mut self.incidents,
         );
@@ -1273,6 +1281,15 @@ impl From<RestoreError> for String {
             e.why
         }
     }
+}
+
+/// The [`Tolerance::Alarm`] features a window moved (bit j: feature j).
+fn alarm_bits(features: &Features) -> u64 {
+    FEATURES
+        .iter()
+        .enumerate()
+        .filter(|(j, f)| f.tolerance == Tolerance::Alarm && features.0[*j] > 0.0)
+        .fold(0, |bits, (j, _)| bits | 1 << j)
 }
 
 #[cfg(test)]

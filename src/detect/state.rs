@@ -53,6 +53,9 @@ pub(super) struct SavedDevice {
     last_window: u64,
     #[serde(default)]
     last_score: f32,
+    /// The alarm features it used while learning (bit j: feature j).
+    #[serde(default)]
+    alarms_learned: u64,
 }
 
 /// A short hash of the model's weights and metadata (FNV-1a, 64 bits, hex).
@@ -111,6 +114,7 @@ impl SavedDevice {
             held: d.held,
             last_window: d.last_window,
             last_score: d.last_score,
+            alarms_learned: d.alarms_learned,
         }
     }
 
@@ -151,6 +155,7 @@ impl SavedDevice {
             held: self.held,
             last_window: self.last_window,
             last_score: self.last_score,
+            alarms_learned: self.alarms_learned,
             queued: false,
             announced: true,
             at_rest: false,

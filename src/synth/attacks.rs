@@ -55,6 +55,57 @@ pub const SSH_BURST_EVERY: u64 = 120 * SECOND;
 /// The time between two probes of a FIN, NULL, XMAS or ACK scan: a handful a minute.
 pub const PROBE_EVERY: u64 = 20 * SECOND;
 
+/// The messages of a miner's Stratum session (CryptoNote flavour), at the sizes xmrig's are.
+#[derive(Clone, Copy, Debug)]
+enum Stratum {
+    /// The miner logs in with its wallet (160 bytes).
+    Login,
+    /// The pool's answer to the login, with a first job (420 bytes; an answer names no
+    /// method).
+    FirstJob,
+    /// A new job from the pool (310 bytes).
+    Job,
+    /// A share the miner submits (180 bytes).
+    Submit,
+    /// The pool accepts a share (60 bytes; no method: not a mining message by itself).
+    Accepted,
+}
+
+impl Stratum {
+    fn message(self) -> Vec<u8> {
+        // (the start, the padded hex field's length, the end) of each message
+        let (head, len, tail): (&str, usize, &str) = match self {
+            Stratum::Login => (
+                r#"{"id":1,"jsonrpc":"2.0","method":"login","params":{"login":"4"#,
+                160,
+                r#"","pass":"x","agent":"xmrig/6.21.0"}}"#,
+            ),
+            Stratum::FirstJob => (
+                r#"{"id":1,"jsonrpc":"2.0","error":null,"result":{"id":"1","job":{"blob":""#,
+                420,
+                r#"","job_id":"1","target":"b88d0600"},"status":"OK"}}"#,
+            ),
+            Stratum::Job => (
+                r#"{"jsonrpc":"2.0","method":"job","params":{"blob":""#,
+                310,
+                r#"","job_id":"2","target":"b88d0600"}}"#,
+            ),
+            Stratum::Submit => (
+                r#"{"id":2,"jsonrpc":"2.0","method":"submit","params":{"id":"1","job_id":"2","nonce":"0100a0b1","result":""#,
+                180,
+                r#""}}"#,
+            ),
+            Stratum::Accepted => (r#"{"id":2,"result":{"status":""#, 60, r#"OK"}}"#),
+        };
+        let mut m = head.as_bytes().to_vec();
+        let pad = len.saturating_sub(head.len() + tail.len() + 1);
+        m.extend(std::iter::repeat_n(b'a', pad));
+        m.extend_from_slice(tail.as_bytes());
+        m.push(b'\n');
+        m
+    }
+}
+
 /// The mining pool: an address on the internet no synthesized device uses, and its port.
 const POOL: Ipv4Addr = Ipv4Addr::new(94, 23, 199, 191);
 const STRATUM: u16 = 3333;
@@ -415,52 +466,44 @@ impl Attack {
             }
             AttackKind::Miner => {
                 // every 10 s: the login at first, a job every third tick, a share every other
+                // (CryptoNote Stratum, as xmrig speaks it: one JSON object a line)
                 let (a, pool) = (self.attacker, POOL);
-                let to_pool = |flags, len: usize| {
+                let to_pool = |flags, payload: &[u8]| {
                     frames::tcp(
-                        a.mac,
-                        ROUTER.mac,
-                        a.ip,
-                        pool,
-                        41777,
-                        STRATUM,
-                        flags,
-                        1,
-                        &vec![b'{'; len],
+                        a.mac, ROUTER.mac, a.ip, pool, 41777, STRATUM, flags, 1, payload,
                     )
                 };
-                let to_me = |flags, len: usize| {
+                let to_me = |flags, payload: &[u8]| {
                     frames::tcp(
-                        ROUTER.mac,
-                        a.mac,
-                        pool,
-                        a.ip,
-                        STRATUM,
-                        41777,
-                        flags,
-                        1,
-                        &vec![b'{'; len],
+                        ROUTER.mac, a.mac, pool, a.ip, STRATUM, 41777, flags, 1, payload,
                     )
                 };
-                let exchange = |out: &mut Out<'_>, t: u64, up: usize, down: usize| {
-                    if up > 0 {
-                        self.send(out, t, to_pool(PSH | ACK, up), true);
-                        self.send(out, t + 30 * MS, to_me(ACK, 0), false);
-                    }
-                    if down > 0 {
-                        self.send(out, t + 40 * MS, to_me(PSH | ACK, down), false);
-                        self.send(out, t + 41 * MS, to_pool(ACK, 0), true);
-                    }
-                };
+                let exchange =
+                    |out: &mut Out<'_>, t: u64, up: Option<Stratum>, down: Option<Stratum>| {
+                        if let Some(m) = up {
+                            self.send(out, t, to_pool(PSH | ACK, &m.message()), true);
+                            self.send(out, t + 30 * MS, to_me(ACK, &[]), false);
+                        }
+                        if let Some(m) = down {
+                            self.send(out, t + 40 * MS, to_me(PSH | ACK, &m.message()), false);
+                            self.send(out, t + 41 * MS, to_pool(ACK, &[]), true);
+                        }
+                    };
                 if self.counter == 0 {
-                    self.send(out, now, to_pool(SYN, 0), true);
-                    self.send(out, now + 30 * MS, to_me(SYN | ACK, 0), false);
-                    self.send(out, now + 31 * MS, to_pool(ACK, 0), true);
-                    exchange(out, now + 32 * MS, 160, 420);
+                    self.send(out, now, to_pool(SYN, &[]), true);
+                    self.send(out, now + 30 * MS, to_me(SYN | ACK, &[]), false);
+                    self.send(out, now + 31 * MS, to_pool(ACK, &[]), true);
+                    exchange(
+                        out,
+                        now + 32 * MS,
+                        Some(Stratum::Login),
+                        Some(Stratum::FirstJob),
+                    );
                 } else {
-                    let job = if self.counter % 3 == 0 { 310 } else { 0 };
-                    let share = if self.counter % 2 == 0 { 180 } else { 0 };
-                    exchange(out, now, share, job.max(if share > 0 { 60 } else { 0 }));
+                    let job = (self.counter % 3 == 0).then_some(Stratum::Job);
+                    let share = (self.counter % 2 == 0).then_some(Stratum::Submit);
+                    let answer = job.or(share.map(|_| Stratum::Accepted));
+                    exchange(out, now, share, answer);
                 }
                 self.counter += 1;
                 return Some(now + 10 * SECOND);
@@ -497,6 +540,27 @@ impl Attack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_miners_stratum_messages_are_what_the_parser_recognizes() {
+        use crate::wire::mining::is_message;
+        for (m, len, mining) in [
+            (Stratum::Login, 160, true),
+            (Stratum::FirstJob, 420, false),
+            (Stratum::Job, 310, true),
+            (Stratum::Submit, 180, true),
+            (Stratum::Accepted, 60, false),
+        ] {
+            let b = m.message();
+            assert_eq!(b.len(), len, "{m:?}");
+            assert_eq!(
+                is_message(&b),
+                mining,
+                "{m:?}: {}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+    }
 
     #[test]
     fn specs() {

@@ -52,7 +52,6 @@ pub struct Accumulator {
     iat_n: u32,
     iat_sum: f64,
     last_active_sec: Option<u64>,
-    this_second: u32,
     packets: u64,
 }
 
@@ -168,11 +167,7 @@ impl Accumulator {
         if self.last_active_sec != Some(sec) {
             self.last_active_sec = Some(sec);
             self.sums[Feat::ActiveSeconds] += 1.0;
-            self.this_second = 0;
         }
-        self.this_second += 1;
-        let burst = &mut self.sums[Feat::BurstOut];
-        *burst = burst.max(f64::from(self.this_second));
     }
 
     fn arp(&mut self, a: &arp::Arp, out: bool) {
@@ -374,6 +369,10 @@ impl Accumulator {
                 }
             }
             App::Mdns { .. } if out => sums[MdnsOut] += 1.0,
+            // the miner's own messages out, its pool's in: not a station that forwards them
+            App::Mining(side) if out == (side == wire::mining::Side::Miner) => {
+                sums[MiningMsgs] += 1.0
+            }
             _ => {}
         }
     }

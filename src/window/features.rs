@@ -49,13 +49,16 @@ pub enum Tolerance {
     Normal,
     /// Only a change by a factor of about three is news.
     Housekeeping,
+    /// One event is an alert by itself, unless the device did it while learning: a protocol
+    /// that names what it is for (crypto-mining).
+    Alarm,
 }
 
 impl Tolerance {
     /// The smallest error that counts as one typical error, in log1p units.
     pub fn log_units(self) -> f32 {
         match self {
-            Tolerance::Watch => 0.15,
+            Tolerance::Watch | Tolerance::Alarm => 0.15,
             Tolerance::Normal => 0.5,
             Tolerance::Housekeeping => 1.0,
         }
@@ -66,6 +69,7 @@ impl Tolerance {
             Tolerance::Watch => "watch",
             Tolerance::Normal => "normal",
             Tolerance::Housekeeping => "housekeeping",
+            Tolerance::Alarm => "alarm",
         }
     }
 }
@@ -156,7 +160,7 @@ features! {
     IatMean "iat_mean" "seconds" Mean Housekeeping "mean time between packets sent";
     NewServicePkts "new_service_pkts" "packets" Count Watch "packets exchanged with new remote services on a port new to the device and the network, weighted by how stable its ports had been (a mining pool, a backdoor)";
     ActiveSeconds "active_seconds" "seconds" Count Housekeeping "seconds of the window in which the device sent anything";
-    BurstOut "burst_out" "packets" Mean Housekeeping "most packets sent in any one second of the window";
+    MiningMsgs "mining_msgs" "messages" Count Alarm "crypto-mining protocol messages a miner sends or receives (Stratum JSON-RPC: mining.*, eth_submitLogin/getWork/submitWork, CryptoNote login/job/submit), on any port";
     UdpPayloadOut "udp_payload_out" "bytes" Bytes Normal "UDP payload bytes sent";
     UdpPayloadIn "udp_payload_in" "bytes" Bytes Normal "UDP payload bytes received";
 }

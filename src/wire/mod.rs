@@ -12,6 +12,7 @@ pub mod dns;
 pub mod ethernet;
 pub mod icmp;
 pub mod ip;
+pub mod mining;
 pub mod sll;
 pub mod tcp;
 pub mod udp;
@@ -202,6 +203,9 @@ pub enum App<'a> {
         host: Option<usize>,
     },
     Dhcp(dhcp::Dhcp<'a>),
+    /// A TCP segment that carries a crypto-mining protocol message ([`mining`]), and who
+    /// sends such a message.
+    Mining(mining::Side),
 }
 
 /// Everything later stages need to know about one packet.
@@ -322,7 +326,15 @@ mod proto {
 
 fn parse_transport<'a>(s: &mut Summary<'a>, ip: &ip::Ip<'a>) -> Result<(), Malformed> {
     match ip.protocol {
-        proto::TCP => s.transport = Transport::Tcp(tcp::parse(ip.l4, ip.l4_wire_len)?),
+        proto::TCP => {
+            let t = tcp::parse(ip.l4, ip.l4_wire_len)?;
+            s.transport = Transport::Tcp(t);
+            if t.payload_len > 0 {
+                if let Some(side) = mining::message(tcp::captured_payload(ip.l4)) {
+                    s.app = App::Mining(side);
+                }
+            }
+        }
         proto::ICMP | proto::ICMPV6 => {
             s.transport = Transport::Icmp(icmp::parse(
                 ip.l4,

@@ -68,6 +68,15 @@ pub fn parse(d: &[u8], wire_len: u32) -> Result<Tcp, Malformed> {
     })
 }
 
+/// The captured part of the payload of a segment that [`parse`] accepted (empty when the
+/// capture ends within the header).
+pub fn captured_payload(d: &[u8]) -> &[u8] {
+    let header_len = d
+        .get(field::DATA_OFFSET)
+        .map_or(usize::MAX, |b| usize::from(b >> 4) * 4);
+    d.get(header_len..).unwrap_or(&[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
