@@ -18,7 +18,7 @@ use crate::detect::{DetectConfig, Detector};
 use crate::engine::Engine;
 
 /// Frames kept in memory to inject (cycled).
-const MAX_FRAMES: usize = 100_000;
+pub const MAX_FRAMES: usize = 100_000;
 /// The rates tried, packets per second, lowest first.
 const RATES: [u64; 12] = [
     10_000, 20_000, 50_000, 100_000, 200_000, 300_000, 500_000, 700_000, 1_000_000, 1_500_000,

@@ -188,9 +188,15 @@ pub fn command(a: BenchArgs) -> Result<(), String> {
             let mut doomed = vec![p.as_path()];
             doomed.extend(beside.as_deref());
             crate::files::remove_on_signal(&doomed);
+            // the live benchmark injects at most this many frames (cycled)
+            let packets = if a.live {
+                a.packets.min(live::MAX_FRAMES as u64)
+            } else {
+                a.packets
+            };
             eprintln!(
                 "synthesizing {} packets from {} devices into {} ...",
-                a.packets,
+                packets,
                 a.devices,
                 p.display()
             );
@@ -198,7 +204,7 @@ pub fn command(a: BenchArgs) -> Result<(), String> {
                 seed: 1,
                 devices: a.devices,
                 duration_s: 30 * 86_400,
-                max_packets: Some(a.packets),
+                max_packets: Some(packets),
                 attacks: Vec::new(),
             };
             scenario.write(&p, None)?;
