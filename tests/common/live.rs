@@ -200,9 +200,11 @@ pub fn count_before(log: &str, what: &str) -> u64 {
 }
 
 /// What a port scan drives: an alert on one names at least one of these (which lead depends
-/// on where the wall clock cuts the windows: SYNs sent, ports, resets back, or the SYNs to 22
-/// and 23).
+/// on where the wall clock cuts the windows: probes, SYNs sent, ports, resets back, or the
+/// SYNs to 22 and 23).
 pub const SCAN_FEATURES: &[&str] = &[
+    "probes",
+    "probes_slow",
     "syn_out",
     "unanswered",
     "remote_ports",
