@@ -163,6 +163,8 @@ pub fn timeline(events: &[Event]) -> String {
                     Some(o) if phase == Some(Phase::Open) => {
                         if e.role == Some(Role::Target) {
                             format!("; from {o}")
+                        } else if e.behaviour == Some(Behaviour::Mining) {
+                            format!("; pool {o}")
                         } else if e.behaviour.is_some_and(Behaviour::attacks) {
                             format!("; target {o}")
                         } else {
