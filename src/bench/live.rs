@@ -9,7 +9,6 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::capture::{CaptureStats, LinkType, LiveOptions, Source};
@@ -78,13 +77,13 @@ impl Drop for Pair {
 
 /// One rate tried.
 #[derive(Clone, Copy, Debug)]
-pub struct Step {
-    pub target_pps: u64,
-    pub sent: u64,
-    pub sent_pps: f64,
+struct Step {
+    target_pps: u64,
+    sent: u64,
+    sent_pps: f64,
     /// Packets the engine processed.
-    pub processed: u64,
-    pub kernel: CaptureStats,
+    processed: u64,
+    kernel: CaptureStats,
 }
 
 /// The Ethernet frames of `path`, up to [`MAX_FRAMES`].
@@ -187,27 +186,24 @@ fn step(
     pps: u64,
     secs: f64,
 ) -> Result<Step, String> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let ready = Arc::new(AtomicBool::new(false));
-    let (iface, o, s, r) = (
-        pair.capture.clone(),
-        opt.clone(),
-        stop.clone(),
-        ready.clone(),
-    );
-    let th = std::thread::spawn(move || capture(&iface, &o, &s, &r));
-    while !ready.load(Ordering::Acquire) && !th.is_finished() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let sent = if th.is_finished() {
-        Err("the capture ended before the injection".to_string())
-    } else {
-        inject(&pair.inject, frames, pps, secs)
-    };
-    stop.store(true, Ordering::Release);
-    let (processed, kernel) = th
-        .join()
-        .map_err(|_| "the capture thread panicked".to_string())??;
+    let (stop, ready) = (AtomicBool::new(false), AtomicBool::new(false));
+    let (captured, sent) = std::thread::scope(|scope| {
+        let th = scope.spawn(|| capture(&pair.capture, opt, &stop, &ready));
+        while !ready.load(Ordering::Acquire) && !th.is_finished() {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let sent = if th.is_finished() {
+            Err("the capture ended before the injection".to_string())
+        } else {
+            inject(&pair.inject, frames, pps, secs)
+        };
+        stop.store(true, Ordering::Release);
+        let captured = th
+            .join()
+            .map_err(|_| "the capture thread panicked".to_string());
+        (captured, sent)
+    });
+    let (processed, kernel) = captured??;
     let (sent, sent_pps) = sent?;
     Ok(Step {
         target_pps: pps,

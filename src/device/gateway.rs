@@ -205,9 +205,9 @@ impl Gateways {
                     // the one with the least evidence (the oldest of those) makes room: a
                     // burst of damaged or forged source MACs cannot push out a station
                     // whose own traffic was seen on both sides
-                    let weakest = (0..self.candidates.len()).min_by_key(|&i| {
-                        self.candidates.iter().nth(i).map_or(0, Candidate::evidence)
-                    });
+                    let weakest = (self.candidates.iter().enumerate())
+                        .min_by_key(|(_, c)| c.evidence())
+                        .map(|(i, _)| i);
                     if let Some(i) = weakest {
                         self.remove_candidate(i);
                     }

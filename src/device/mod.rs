@@ -223,8 +223,7 @@ pub struct Table {
     /// a flood was reported in this span).
     newcomers: (u64, u32, Mac, bool),
     notices: heapless::Deque<Notice, NOTICES>,
-    /// The device evicted last, and the slot it left, while its packet is handled.
-    evicting: Option<DeviceId>,
+    /// The device evicted last, kept while its packet is handled.
     evicted: Option<Device>,
 }
 
@@ -240,7 +239,6 @@ impl Table {
             stats: TableStats::default(),
             newcomers: (0, 0, Mac::UNKNOWN, false),
             notices: heapless::Deque::new(),
-            evicting: None,
             evicted: None,
         }
     }
@@ -410,8 +408,8 @@ impl Table {
             obs.arp = v.verdict;
         }
         if self.is_device(&s.src_mac) {
-            let seen = self.upsert(s.src_mac, s.ts_ns);
-            obs.evicted = self.evicting.take();
+            let (seen, evicted) = self.upsert(s.src_mac, s.ts_ns);
+            obs.evicted = evicted;
             if seen.new {
                 self.newcomer(s.src_mac, s.ts_ns);
             }
@@ -466,16 +464,20 @@ impl Table {
             .map(|(_, d)| d.mac)
     }
 
-    fn upsert(&mut self, mac: Mac, ts_ns: u64) -> Seen {
+    /// The device `mac`, made if new; and the slot it took from an evicted device, if any.
+    fn upsert(&mut self, mac: Mac, ts_ns: u64) -> (Seen, Option<DeviceId>) {
         if let Some(&id) = self.index.get(&mac) {
             if let Some(d) = self.slots[id as usize].as_mut() {
                 d.last_seen_ns = d.last_seen_ns.max(ts_ns);
             }
-            return Seen { id, new: false };
+            return (Seen { id, new: false }, None);
         }
-        let id = match self.slots.iter().position(Option::is_none) {
-            Some(free) => free as DeviceId,
-            None => self.evict(),
+        let (id, evicted) = match self.slots.iter().position(Option::is_none) {
+            Some(free) => (free as DeviceId, None),
+            None => {
+                let id = self.evict();
+                (id, Some(id))
+            }
         };
         self.slots[id as usize] = Some(Device {
             mac,
@@ -489,7 +491,7 @@ impl Table {
         // cannot fail: the index holds one entry per occupied slot, and a slot is free
         let _ = self.index.insert(mac, id);
         self.stats.devices_seen += 1;
-        Seen { id, new: true }
+        (Seen { id, new: true }, evicted)
     }
 
     /// Frees the slot of a device that never confirmed itself, else of the device seen least
@@ -502,7 +504,6 @@ impl Table {
             .expect("evict is only called on a full table");
         self.index.swap_remove(&mac);
         self.evicted = self.slots[id as usize].take();
-        self.evicting = Some(id);
         self.stats.evicted += 1;
         id
     }

@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn the_miners_stratum_messages_are_what_the_parser_recognizes() {
-        use crate::wire::mining::is_message;
+        use crate::wire::mining::message;
         for (m, len, mining) in [
             (Stratum::Login, 160, true),
             (Stratum::FirstJob, 420, false),
@@ -554,7 +554,7 @@ mod tests {
             let b = m.message();
             assert_eq!(b.len(), len, "{m:?}");
             assert_eq!(
-                is_message(&b),
+                message(&b).is_some(),
                 mining,
                 "{m:?}: {}",
                 String::from_utf8_lossy(&b)

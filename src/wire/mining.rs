@@ -88,11 +88,6 @@ pub fn message(payload: &[u8]) -> Option<Side> {
     })
 }
 
-/// Whether the captured start of a TCP payload is a crypto-mining protocol message.
-pub fn is_message(payload: &[u8]) -> bool {
-    message(payload).is_some()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,7 +103,7 @@ mod tests {
             b"{\"method\":\"submit\",\"params\":{\"id\":\"1\",\"job_id\":\"7\",\"nonce\":\"0100a0b1\",\"result\":\"ab\"},\"id\":3}\n",
             b"  {\"method\" : \"keepalived\", \"id\": 4}",
         ] {
-            assert!(is_message(m), "{}", String::from_utf8_lossy(m));
+            assert!(message(m).is_some(), "{}", String::from_utf8_lossy(m));
         }
     }
 
@@ -145,7 +140,7 @@ mod tests {
             b"",
             b"{",
         ] {
-            assert!(!is_message(m), "{}", String::from_utf8_lossy(m));
+            assert!(message(m).is_none(), "{}", String::from_utf8_lossy(m));
         }
     }
 }
