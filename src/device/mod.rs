@@ -11,7 +11,11 @@ pub mod oui;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use heapless::index_map::FnvIndexMap;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+
+use heapless::index_map::IndexMap;
 
 use crate::wire::{self, dhcp, App, Mac, Net, Summary};
 pub use arp_watch::ArpVerdict;
@@ -57,6 +61,52 @@ pub enum Notice {
 
 /// Devices tracked at once (a power of two, for the index). Change it here.
 pub const MAX_DEVICES: usize = 256;
+
+/// Hashes the index's MACs: the address as one word, keyed per process and mixed once.
+/// FNV took fourteen dependent byte steps per lookup (the length prefix and six bytes), a
+/// tenth of a packet's cost on a busy LAN, and is not keyed: MACs a device makes up could be
+/// chosen to collide and lengthen every lookup.
+#[derive(Clone, Copy)]
+pub struct MacKeyed(u64);
+
+impl Default for MacKeyed {
+    fn default() -> Self {
+        static KEY: OnceLock<u64> = OnceLock::new();
+        MacKeyed(*KEY.get_or_init(|| RandomState::new().hash_one(0x1075_ad00u64)))
+    }
+}
+
+impl BuildHasher for MacKeyed {
+    type Hasher = MacHasher;
+
+    fn build_hasher(&self) -> MacHasher {
+        MacHasher(self.0)
+    }
+}
+
+/// See [`MacKeyed`].
+pub struct MacHasher(u64);
+
+impl Hasher for MacHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = crate::math::mix(self.0 ^ u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        // the length prefix of a MAC's bytes: the same for every key
+        self.0 = self.0.rotate_left(7) ^ n as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type Index = IndexMap<Mac, DeviceId, MacKeyed, MAX_DEVICES>;
 
 /// A device's slot in the table (and in the window stage's per-device state).
 pub type DeviceId = u16;
@@ -215,7 +265,7 @@ pub struct TableStats {
 /// The device table.
 pub struct Table {
     slots: Vec<Option<Device>>,
-    index: FnvIndexMap<Mac, DeviceId, MAX_DEVICES>,
+    index: Index,
     gateways: Gateways,
     arp: ArpWatch,
     stats: TableStats,
@@ -233,7 +283,7 @@ impl Table {
         let capacity = capacity.clamp(1, MAX_DEVICES);
         Table {
             slots: vec![None; capacity],
-            index: FnvIndexMap::new(),
+            index: Index::default(),
             gateways: Gateways::new(gateways, auto_gateway),
             arp: ArpWatch::default(),
             stats: TableStats::default(),
@@ -519,14 +569,16 @@ impl Table {
         if let Net::Ip { dst, .. } = &s.net {
             // a remote address the next station sends from itself is that station's own
             // (a LAN host with a public address), not a route
-            let routed = !wire::ip::is_local(dst)
-                && s.dst_mac != Mac::UNKNOWN
-                && !self.gateways.sends_from(s.dst_mac, dst);
+            // (asked last: the route is seldom news)
+            let routed = || {
+                !wire::ip::is_local(dst)
+                    && s.dst_mac != Mac::UNKNOWN
+                    && !self.gateways.sends_from(s.dst_mac, dst)
+            };
             // one frame is no route: it may be damaged or forged
-            if routed && d.confirmed() {
-                match d.next_hop {
-                    Some(h) if h != s.dst_mac => hop_change = Some((d.mac, h, s.dst_mac)),
-                    _ => {}
+            if d.next_hop != Some(s.dst_mac) && d.confirmed() && routed() {
+                if let Some(h) = d.next_hop {
+                    hop_change = Some((d.mac, h, s.dst_mac));
                 }
                 d.next_hop = Some(s.dst_mac);
             }

@@ -287,6 +287,9 @@ pub struct NetPorts {
     /// When it last learned a port (or, in its first [`NOVELTY_LEARN_S`], used one it had
     /// not learned), seconds.
     last_new_s: u32,
+    /// A bit per hash of the ports in the table: most ports asked about on a busy network
+    /// are not in it, and this answers them without reading the table.
+    present: [u64; 8],
 }
 
 impl Default for NetPorts {
@@ -296,6 +299,7 @@ impl Default for NetPorts {
             next: 0,
             born_s: None,
             last_new_s: 0,
+            present: [0; 8],
         }
     }
 }
@@ -303,19 +307,27 @@ impl Default for NetPorts {
 impl NetPorts {
     const CAP: usize = 128;
 
-    pub fn contains(&self, port: u32) -> bool {
-        self.ports.contains(&port)
+    fn bit(port: u32) -> (usize, u64) {
+        let h = port.wrapping_mul(0x9e37_79b1) >> 23;
+        ((h / 64) as usize, 1 << (h % 64))
     }
 
-    /// How stable the network's ports have been at `now_s` (as [`Novelty::stability`]):
-    /// what its devices learned, not what is on probation, so that a second compromised
-    /// device using the first one's new port is not taken for the network's habit.
-    fn stability(&mut self, now_s: u32) -> f32 {
+    pub fn contains(&self, port: u32) -> bool {
+        let (word, bit) = Self::bit(port);
+        self.present[word] & bit != 0 && self.ports.contains(&port)
+    }
+
+    /// Seconds since the network last saw a new port at `now_s` (its first packet starts
+    /// the count); [`stability`] turns them into how stable its ports have been (as
+    /// [`Novelty::stability`]): what its devices learned, not what is on probation, so that
+    /// a second compromised device using the first one's new port is not taken for the
+    /// network's habit.
+    fn quiet_s(&mut self, now_s: u32) -> u32 {
         if self.born_s.is_none() {
             self.born_s = Some(now_s);
             self.last_new_s = now_s;
         }
-        stability(now_s.saturating_sub(self.last_new_s))
+        now_s.saturating_sub(self.last_new_s)
     }
 
     /// A port no device learned was used at `now_s`: while the network is young, that is
@@ -331,9 +343,20 @@ impl NetPorts {
 
     fn add(&mut self, port: u32, now_s: u32) {
         if !self.contains(port) {
+            let replaced = self.ports[self.next];
             self.ports[self.next] = port;
             self.next = (self.next + 1) % Self::CAP;
             self.last_new_s = now_s;
+            if replaced != 0 {
+                self.present = [0; 8];
+                for p in self.ports {
+                    let (word, bit) = Self::bit(p);
+                    self.present[word] |= bit;
+                }
+            } else {
+                let (word, bit) = Self::bit(port);
+                self.present[word] |= bit;
+            }
         }
     }
 }
@@ -459,7 +482,7 @@ impl Novelty {
         let key = key | 1;
         let port = port | 1 << 31;
         let born = *self.born_s.get_or_insert(now_s);
-        let net_stability = net.stability(now_s);
+        let net_quiet_s = net.quiet_s(now_s);
         if self.known(key) {
             return;
         }
@@ -484,7 +507,7 @@ impl Novelty {
                 // a device still learning has no history of its own: a port new to the
                 // network weighs how stable the network's ports have been
                 let weight = if learning {
-                    net_stability
+                    stability(net_quiet_s)
                 } else if new_port {
                     self.port_stability(now_s)
                 } else {
