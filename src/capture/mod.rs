@@ -7,10 +7,14 @@
 //! `next()` returning `Ok(None)` means no packet arrived before the read timeout, never
 //! damage; a live source whose interface went away returns [`CaptureError::Gone`].
 
+pub mod ahead;
+
 use std::fmt;
 use std::path::Path;
 
-use pcap::{Activated, Capture, Precision};
+use pcap::{Activated, Capture, PacketHeader, Precision};
+
+use ahead::ReadAhead;
 
 /// The path that means standard input (the command line's `-` is turned into it).
 pub const STDIN: &str = "/dev/stdin";
@@ -171,9 +175,27 @@ pub fn default_interface() -> Option<String> {
     })
 }
 
+/// A packet header's timestamp in nanoseconds since the Unix epoch (a capture opened at
+/// nanosecond precision), 0 for one before it.
+fn ts_ns(h: &PacketHeader) -> u64 {
+    // time_t and suseconds_t are narrower on some targets
+    #[allow(clippy::unnecessary_cast)]
+    let ns = (h.ts.tv_sec as i64)
+        .max(0)
+        .saturating_mul(1_000_000_000)
+        .saturating_add((h.ts.tv_usec as i64).clamp(0, 999_999_999));
+    ns as u64
+}
+
+/// How a source reads: libpcap directly (live), or a file on a reader thread.
+enum Reader {
+    Direct(Capture<dyn Activated>),
+    Ahead(ReadAhead),
+}
+
 /// A stream of packets from libpcap.
 pub struct Source {
-    cap: Capture<dyn Activated>,
+    reader: Reader,
     link: LinkType,
     what: String,
     index: u64,
@@ -198,7 +220,11 @@ impl Source {
             what: what.clone(),
             reason: e.to_string(),
         })?;
-        Source::from_capture(cap.into(), what, filter, false)
+        let mut source = Source::from_capture(cap.into(), what, filter, false)?;
+        if let Reader::Direct(cap) = source.reader {
+            source.reader = Reader::Ahead(ReadAhead::start(cap, &source.what)?);
+        }
+        Ok(source)
     }
 
     /// Opens a live interface with `opt`. Timestamps are asked for at nanosecond precision.
@@ -256,10 +282,13 @@ impl Source {
 
     /// The kernel's counters, for a live source.
     pub fn stats(&mut self) -> Option<CaptureStats> {
+        let Reader::Direct(cap) = &mut self.reader else {
+            return None;
+        };
         if !self.live {
             return None;
         }
-        self.cap.stats().ok().map(|s| CaptureStats {
+        cap.stats().ok().map(|s| CaptureStats {
             received: u64::from(s.received),
             dropped: u64::from(s.dropped),
             if_dropped: u64::from(s.if_dropped),
@@ -290,7 +319,7 @@ impl Source {
             })?;
         }
         Ok(Source {
-            cap,
+            reader: Reader::Direct(cap),
             link,
             what,
             index: 0,
@@ -320,21 +349,21 @@ impl Source {
     /// stopped delivering.
     #[allow(clippy::should_implement_trait)] // a lending iterator: the packet borrows self
     pub fn next(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
-        match self.cap.next_packet() {
+        let cap = match &mut self.reader {
+            Reader::Direct(cap) => cap,
+            Reader::Ahead(ahead) => {
+                let p = ahead.next()?;
+                self.index += u64::from(p.is_some());
+                return Ok(p);
+            }
+        };
+        match cap.next_packet() {
             Ok(p) => {
                 self.index += 1;
-                let h = p.header;
-                // time_t and suseconds_t are narrower on some targets
-                #[allow(clippy::unnecessary_cast)]
-                let ts_ns = (h.ts.tv_sec as i64)
-                    .max(0)
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add((h.ts.tv_usec as i64).clamp(0, 999_999_999))
-                    as u64;
                 Ok(Some(Packet {
-                    ts_ns,
+                    ts_ns: ts_ns(p.header),
                     data: p.data,
-                    wire_len: h.len.max(h.caplen),
+                    wire_len: p.header.len.max(p.header.caplen),
                 }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(None),
