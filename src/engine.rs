@@ -14,15 +14,16 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::{CaptureError, LinkType, Packet, Source};
+use crate::capture::{CaptureError, Header, LinkType, Packet};
 use crate::config::PipelineConfig;
 use crate::detect::{Detector, DeviceRef, Event, EventKind, Outcome, ThresholdSource};
 use crate::device::{Device, DeviceId, Notice};
 use crate::export::Rfc3339;
+use crate::ingest::{Ingest, Item};
 use crate::pipeline::{Pipeline, WindowOut};
 use crate::progress::Progress;
 use crate::window::Features;
-use crate::wire::Mac;
+use crate::wire::{self, Mac, Malformed, Summary};
 
 /// Live packets are up to this late behind the wall clock (kernel to user space, a batch
 /// waiting for the read timeout): the timer closes a window only this long after it ended.
@@ -205,6 +206,22 @@ impl Engine {
     /// Takes one packet through every stage; windows it closes go to `on` after scoring.
     #[inline]
     pub fn packet(&mut self, pkt: &Packet<'_>, on: &mut impl FnMut(Scored<'_>)) {
+        let parsed = wire::parse(self.link, pkt);
+        self.parsed(pkt.header(), parsed.as_ref().map_err(|m| *m), on);
+    }
+
+    /// [`Engine::packet`] for a packet read and parsed ahead ([`crate::ingest`]).
+    #[inline]
+    pub fn item(&mut self, item: &Item<'_>, on: &mut impl FnMut(Scored<'_>)) {
+        self.parsed(item.header, item.summary(), on);
+    }
+
+    fn parsed(
+        &mut self,
+        pkt: Header,
+        parsed: Result<&Summary<'_>, Malformed>,
+        on: &mut impl FnMut(Scored<'_>),
+    ) {
         if let Some(d) = &mut self.detector {
             d.begin(pkt.ts_ns);
         }
@@ -214,7 +231,7 @@ impl Engine {
             &mut self.stats,
             &mut self.history,
         );
-        self.pipeline.packet(self.link, pkt, &mut |w| {
+        self.pipeline.parsed(pkt, parsed, &mut |w| {
             score(detector, events, stats, history, w, on)
         });
         while let Some(n) = self.pipeline.take_notice() {
@@ -635,14 +652,14 @@ pub fn run_file(
     filter: Option<&str>,
     on: &mut impl FnMut(Scored<'_>),
 ) -> Result<Option<CaptureError>, CaptureError> {
-    let mut source = Source::open_file(path, filter)?;
+    let mut source = Ingest::open_file(path, filter)?;
     engine.set_link(source.link());
     let size = std::fs::metadata(path).ok().map(|m| m.len());
     let mut progress = Progress::new(source.name(), size);
     let damage = loop {
         match source.next() {
-            Ok(Some(pkt)) => {
-                engine.packet(&pkt, on);
+            Ok(Some(item)) => {
+                engine.item(&item, on);
                 let st = engine.pipeline.stats();
                 progress.tick(st.packets, st.bytes_captured + 16 * st.packets);
             }

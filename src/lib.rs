@@ -28,6 +28,7 @@ pub mod engine;
 pub mod eval;
 pub mod export;
 pub mod files;
+pub mod ingest;
 pub mod math;
 pub mod model;
 pub mod pipeline;

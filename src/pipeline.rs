@@ -2,11 +2,11 @@
 //! takes one packet through every stage and hands each closed window to the caller (the
 //! [`crate::engine`] scores them). The per-packet path allocates nothing.
 
-use crate::capture::{LinkType, Packet};
+use crate::capture::{Header, LinkType, Packet};
 use crate::config::PipelineConfig;
 use crate::device::{Device, DeviceId, Table};
 use crate::window::{Closed, Direction, Windows};
-use crate::wire::{self, MalformedCounts};
+use crate::wire::{self, Malformed, MalformedCounts, Summary};
 
 /// Counters of one run.
 #[derive(Clone, Debug, Default)]
@@ -86,13 +86,25 @@ impl Pipeline {
         pkt: &Packet<'_>,
         emit: &mut impl FnMut(WindowOut<'_>),
     ) {
+        let parsed = wire::parse(link, pkt);
+        self.parsed(pkt.header(), parsed.as_ref().map_err(|m| *m), emit);
+    }
+
+    /// [`Pipeline::packet`] for a packet parsed already (by [`crate::ingest`]).
+    #[inline]
+    pub fn parsed(
+        &mut self,
+        pkt: Header,
+        parsed: Result<&Summary<'_>, Malformed>,
+        emit: &mut impl FnMut(WindowOut<'_>),
+    ) {
         let st = &mut self.stats;
         st.packets += 1;
-        st.bytes_captured += pkt.data.len() as u64;
+        st.bytes_captured += u64::from(pkt.captured);
         st.bytes_wire += u64::from(pkt.wire_len);
         st.first_ts_ns.get_or_insert(pkt.ts_ns);
         st.last_ts_ns = Some(pkt.ts_ns);
-        let s = match wire::parse(link, pkt) {
+        let s = match parsed {
             Ok(s) => s,
             Err(m) => {
                 st.malformed.add(m);
@@ -116,7 +128,7 @@ impl Pipeline {
         if closed_any {
             self.forget_unconfirmed(pkt.ts_ns);
         }
-        let obs = self.table.observe(&s);
+        let obs = self.table.observe(s);
         if let Some(id) = obs.retired {
             let table = &self.table;
             self.windows.close_one(id, &mut |closed| {
@@ -150,7 +162,7 @@ impl Pipeline {
                 if seen.new {
                     self.windows.start(seen.id);
                 }
-                self.windows.add(seen.id, &s, dir);
+                self.windows.add(seen.id, s, dir);
                 attributed = true;
             }
         }

@@ -9,11 +9,11 @@ use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::capture::Source;
 use crate::cli::BenchArgs;
 use crate::config::PipelineConfig;
 use crate::engine::{Engine, Scored};
 use crate::export::{Format, Row, WindowWriter};
+use crate::ingest::Ingest;
 use crate::synth::Scenario;
 
 /// One timed pass over the capture.
@@ -74,15 +74,15 @@ fn timed(
     mut on_window: impl FnMut(Scored<'_>),
 ) -> Result<Pass, String> {
     let start = Instant::now();
-    let mut source = Source::open_file(path, None).map_err(|e| e.to_string())?;
+    let mut source = Ingest::open_file(path, None).map_err(|e| e.to_string())?;
     let mut engine = Engine::new(cfg, source.link(), detector)?;
     let mut windows = 0u64;
     let mut emit = |w: Scored<'_>| {
         windows += 1;
         on_window(w);
     };
-    while let Some(pkt) = source.next().map_err(|e| e.to_string())? {
-        engine.packet(&pkt, &mut emit);
+    while let Some(item) = source.next().map_err(|e| e.to_string())? {
+        engine.item(&item, &mut emit);
     }
     engine.finish(&mut emit);
     std::hint::black_box(engine.drain_events().count());

@@ -7,14 +7,10 @@
 //! `next()` returning `Ok(None)` means no packet arrived before the read timeout, never
 //! damage; a live source whose interface went away returns [`CaptureError::Gone`].
 
-pub mod ahead;
-
 use std::fmt;
 use std::path::Path;
 
-use pcap::{Activated, Capture, PacketHeader, Precision};
-
-use ahead::ReadAhead;
+use pcap::{Activated, Capture, Precision};
 
 /// The path that means standard input (the command line's `-` is turned into it).
 pub const STDIN: &str = "/dev/stdin";
@@ -40,6 +36,29 @@ pub struct Packet<'a> {
     /// The captured bytes (at most the snapshot length).
     pub data: &'a [u8],
     /// The packet's length on the wire (>= `data.len()` when the capture cut it short).
+    pub wire_len: u32,
+}
+
+impl Packet<'_> {
+    /// What libpcap's header says of the packet.
+    #[inline]
+    pub fn header(&self) -> Header {
+        Header {
+            ts_ns: self.ts_ns,
+            captured: self.data.len() as u32,
+            wire_len: self.wire_len,
+        }
+    }
+}
+
+/// A packet's capture header: what is known of it without its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// Capture timestamp, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Bytes captured.
+    pub captured: u32,
+    /// The packet's length on the wire.
     pub wire_len: u32,
 }
 
@@ -175,27 +194,9 @@ pub fn default_interface() -> Option<String> {
     })
 }
 
-/// A packet header's timestamp in nanoseconds since the Unix epoch (a capture opened at
-/// nanosecond precision), 0 for one before it.
-fn ts_ns(h: &PacketHeader) -> u64 {
-    // time_t and suseconds_t are narrower on some targets
-    #[allow(clippy::unnecessary_cast)]
-    let ns = (h.ts.tv_sec as i64)
-        .max(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add((h.ts.tv_usec as i64).clamp(0, 999_999_999));
-    ns as u64
-}
-
-/// How a source reads: libpcap directly (live), or a file on a reader thread.
-enum Reader {
-    Direct(Capture<dyn Activated>),
-    Ahead(ReadAhead),
-}
-
 /// A stream of packets from libpcap.
 pub struct Source {
-    reader: Reader,
+    cap: Capture<dyn Activated>,
     link: LinkType,
     what: String,
     index: u64,
@@ -220,11 +221,7 @@ impl Source {
             what: what.clone(),
             reason: e.to_string(),
         })?;
-        let mut source = Source::from_capture(cap.into(), what, filter, false)?;
-        if let Reader::Direct(cap) = source.reader {
-            source.reader = Reader::Ahead(ReadAhead::start(cap, &source.what)?);
-        }
-        Ok(source)
+        Source::from_capture(cap.into(), what, filter, false)
     }
 
     /// Opens a live interface with `opt`. Timestamps are asked for at nanosecond precision.
@@ -282,13 +279,10 @@ impl Source {
 
     /// The kernel's counters, for a live source.
     pub fn stats(&mut self) -> Option<CaptureStats> {
-        let Reader::Direct(cap) = &mut self.reader else {
-            return None;
-        };
         if !self.live {
             return None;
         }
-        cap.stats().ok().map(|s| CaptureStats {
+        self.cap.stats().ok().map(|s| CaptureStats {
             received: u64::from(s.received),
             dropped: u64::from(s.dropped),
             if_dropped: u64::from(s.if_dropped),
@@ -319,7 +313,7 @@ impl Source {
             })?;
         }
         Ok(Source {
-            reader: Reader::Direct(cap),
+            cap,
             link,
             what,
             index: 0,
@@ -349,21 +343,21 @@ impl Source {
     /// stopped delivering.
     #[allow(clippy::should_implement_trait)] // a lending iterator: the packet borrows self
     pub fn next(&mut self) -> Result<Option<Packet<'_>>, CaptureError> {
-        let cap = match &mut self.reader {
-            Reader::Direct(cap) => cap,
-            Reader::Ahead(ahead) => {
-                let p = ahead.next()?;
-                self.index += u64::from(p.is_some());
-                return Ok(p);
-            }
-        };
-        match cap.next_packet() {
+        match self.cap.next_packet() {
             Ok(p) => {
                 self.index += 1;
+                let h = p.header;
+                // time_t and suseconds_t are narrower on some targets
+                #[allow(clippy::unnecessary_cast)]
+                let ts_ns = (h.ts.tv_sec as i64)
+                    .max(0)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add((h.ts.tv_usec as i64).clamp(0, 999_999_999))
+                    as u64;
                 Ok(Some(Packet {
-                    ts_ns: ts_ns(p.header),
+                    ts_ns,
                     data: p.data,
-                    wire_len: p.header.len.max(p.header.caplen),
+                    wire_len: h.len.max(h.caplen),
                 }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(None),

@@ -224,6 +224,30 @@ pub struct Summary<'a> {
     pub issue: Option<Malformed>,
 }
 
+impl Summary<'_> {
+    /// The same summary with nothing borrowed from the packet's bytes, when it borrows
+    /// nothing (not a DHCP or mDNS message): it can then outlive them.
+    pub fn detach(self) -> Option<Summary<'static>> {
+        let app = match self.app {
+            App::None => App::None,
+            App::Dns(d) => App::Dns(d),
+            App::Mining(side) => App::Mining(side),
+            App::Mdns { .. } | App::Dhcp(_) => return None,
+        };
+        Some(Summary {
+            ts_ns: self.ts_ns,
+            src_mac: self.src_mac,
+            dst_mac: self.dst_mac,
+            vlan: self.vlan,
+            wire_len: self.wire_len,
+            net: self.net,
+            transport: self.transport,
+            app,
+            issue: self.issue,
+        })
+    }
+}
+
 /// Well-known ports that select an application parser.
 pub mod port {
     pub const FTP: u16 = 21;
