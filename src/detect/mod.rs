@@ -343,29 +343,11 @@ const RECEIVED: [Feat; 12] = [
     Feat::RstOut,
 ];
 
-/// Whether the window is a conversation with one peer (the heaviest each way) in which the
-/// device answered it: from a port of its own lower than the peer's (the end with the lower
-/// port is the service, as for novelty), or with ICMP that is no echo request while the peer
-/// sent it at least as many. A resolver or tunnel server answering a tunnel client, a
-/// reflector answering spoofed requests: what they send is what the peer asked for.
-fn answered(f: &Features, peers: &Peers) -> bool {
-    let one_peer = peers.inbound.ip.is_some() && peers.inbound.ip == peers.outbound.ip;
-    let from_its_service = matches!(
-        (peers.inbound.port, peers.outbound.port),
-        (Some(mine), Some(theirs)) if mine > 0 && mine < theirs
-    );
-    let echo_replies = f[Feat::IcmpOut] > 0.0
-        && f[Feat::IcmpEchoOut] == 0.0
-        && f[Feat::IcmpIn] >= f[Feat::IcmpOut];
-    one_peer && (from_its_service || echo_replies)
-}
-
 /// Whether a window with these errors makes the device the anomaly's target: its `n`
 /// largest errors weigh more on what it received unasked than on anything else, or the
 /// window is a conversation with one peer (the heaviest each way) that kept opening
 /// connections to it (a brute-force victim answering its attacker moves mostly its own
-/// outgoing features), or it received far more than it sent (a flood's victim), or it
-/// [`answered`] one peer.
+/// outgoing features), or it received far more than it sent (a flood's victim).
 fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
     let mut order: Vec<usize> = (0..F).collect();
     order.sort_by(|&a, &b| errs[b].total_cmp(&errs[a]).then(a.cmp(&b)));
@@ -384,7 +366,7 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
     // a flood's victim receives far more than it sends (TCP acknowledges at least every
     // other segment: a download stays under 4 to 1)
     let flooded = f[Feat::PktsIn] >= 50.0 && f[Feat::PktsIn] > 4.0 * f[Feat::PktsOut];
-    if received > other || opened_to_it || flooded || answered(f, peers) {
+    if received > other || opened_to_it || flooded {
         Role::Target
     } else {
         Role::Source
@@ -1314,57 +1296,6 @@ fn alarm_bits(features: &Features) -> u64 {
 mod tests {
     use super::*;
     use crate::window::Feat;
-
-    #[test]
-    fn a_device_that_answered_one_peer_is_its_target() {
-        let peer = |ip: &str, port: Option<u16>, packets: u32| Peer {
-            ip: Some(ip.parse().unwrap()),
-            port,
-            packets,
-        };
-        // a resolver answering a tunnel client: most of its error is what it sent (the
-        // answers), from its port 53 to the client's 56373
-        let mut errs = [0f32; F];
-        errs[Feat::UdpPayloadOut as usize] = 9.0;
-        errs[Feat::UdpOut as usize] = 5.0;
-        errs[Feat::UdpPayloadIn as usize] = 4.0;
-        let mut f = Features::ZERO;
-        f[Feat::UdpOut] = 90.0;
-        f[Feat::UdpIn] = 90.0;
-        let client = "192.168.220.56";
-        let resolver = Peers {
-            inbound: peer(client, Some(53), 90),
-            outbound: peer(client, Some(56373), 90),
-        };
-        assert_eq!(role_of(&errs, 3, &f, &resolver), Role::Target);
-        // the client itself, sending the same volume from 56373 to port 53: the source
-        let tunnel_client = Peers {
-            inbound: peer("192.168.203.167", Some(56373), 90),
-            outbound: peer("192.168.203.167", Some(53), 90),
-        };
-        assert_eq!(role_of(&errs, 3, &f, &tunnel_client), Role::Source);
-        // answering one peer while sending to another is no answer
-        let two = Peers {
-            inbound: peer(client, Some(53), 90),
-            outbound: peer("8.8.8.8", Some(56373), 90),
-        };
-        assert_eq!(role_of(&errs, 3, &f, &two), Role::Source);
-        // an ICMP tunnel server: echo replies to the client's echo requests
-        let mut errs = [0f32; F];
-        errs[Feat::IcmpPayloadOut as usize] = 6.0;
-        errs[Feat::IcmpOut as usize] = 4.0;
-        let mut f = Features::ZERO;
-        f[Feat::IcmpOut] = 12.0;
-        f[Feat::IcmpIn] = 12.0;
-        let icmp = Peers {
-            inbound: peer(client, None, 12),
-            outbound: peer(client, None, 12),
-        };
-        assert_eq!(role_of(&errs, 3, &f, &icmp), Role::Target);
-        // the tunnel client sends the echo requests: the source
-        f[Feat::IcmpEchoOut] = 12.0;
-        assert_eq!(role_of(&errs, 3, &f, &icmp), Role::Source);
-    }
 
     const W: u64 = 10_000_000_000;
 
