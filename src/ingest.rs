@@ -4,21 +4,24 @@
 //! of what a busy LAN's packet costs, and neither needs the device table. [`Ingest`] does
 //! both on a reader thread while the pipeline works on the packets before: the thread puts
 //! each packet's header and summary into batches that travel to the pipeline through a
-//! channel of [`IN_FLIGHT`] and come back empty to be filled again, so memory is fixed and
-//! nothing is allocated after the first batches. A summary that borrows the packet's bytes
-//! (a DHCP or mDNS message, a few in a thousand) cannot travel: those packets' bytes do
-//! (at most [`BATCH_BYTES`] a batch), and the pipeline parses them. The packets, their
+//! channel of [`IN_FLIGHT`] and come back empty to be filled again, so memory is bounded and
+//! batches are reused, not reallocated. A summary that borrows the packet's bytes (a DHCP or
+//! mDNS message, a few in a thousand) cannot travel: those packets' bytes do (about
+//! [`BATCH_BYTES`] a batch at most), and the pipeline parses them. The packets, their
 //! order and their summaries are the ones [`wire::parse`] gives when called in line: the
 //! same file gives the same output. A damaged file ends after the packets before the
 //! damage, with libpcap's reason, as when read directly.
 //!
-//! Live capture does not come through here: the kernel's ring buffer is its read-ahead, and
-//! the daemon's loop waits on the interface itself.
+//! Standard input is read in line, on the caller's thread: a reader thread blocked on a
+//! pipe that stays open would hold the stream's lock, and with it the process's exit. Live
+//! capture does not come through here: the kernel's ring buffer is its read-ahead, and the
+//! daemon's loop waits on the interface itself.
 
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
 
-use crate::capture::{CaptureError, Header, LinkType, Packet, Source};
+use crate::capture::{self, CaptureError, Header, LinkType, Packet, Source};
 use crate::wire::{self, Malformed, Summary};
 
 /// Bytes of packets (those parsed by the pipeline) a batch holds before it is handed over.
@@ -114,8 +117,11 @@ impl<'a> Item<'a> {
 
 /// The pipeline's end of a reader thread.
 pub struct Ingest {
+    /// Standard input, read in line.
+    direct: Option<Source>,
     full: Receiver<Batch>,
     empty: SyncSender<Batch>,
+    reader: Option<JoinHandle<()>>,
     current: Batch,
     cursor: usize,
     done: bool,
@@ -132,12 +138,28 @@ impl Ingest {
         let (link, name) = (source.link(), source.name().to_string());
         let (full_tx, full) = sync_channel::<Batch>(IN_FLIGHT);
         let (empty, empty_rx) = sync_channel::<Batch>(IN_FLIGHT + 2);
-        for _ in 0..=IN_FLIGHT {
-            let _ = empty.try_send(Batch::default());
+        let mut ingest = Ingest {
+            direct: None,
+            full,
+            empty,
+            reader: None,
+            current: Batch::default(),
+            cursor: 0,
+            done: false,
+            link,
+            name,
+            delivered: 0,
+        };
+        if path == Path::new("-") || path == Path::new(capture::STDIN) {
+            ingest.direct = Some(source);
+            return Ok(ingest);
         }
-        // not joined: a reader blocked on a pipe that stays open (standard input) must not
-        // hold the process; it ends at its next send or receive once the pipeline is gone
-        std::thread::Builder::new()
+        for _ in 0..=IN_FLIGHT {
+            let _ = ingest.empty.try_send(Batch::default());
+        }
+        // the reader ends at its next send or receive once the pipeline is gone, or at the
+        // end of the file
+        let reader = std::thread::Builder::new()
             .name("read-ahead".into())
             .spawn(move || {
                 while let Ok(mut batch) = empty_rx.recv() {
@@ -149,19 +171,11 @@ impl Ingest {
                 }
             })
             .map_err(|e| CaptureError::Open {
-                what: name.clone(),
+                what: ingest.name.clone(),
                 reason: format!("cannot start the reader thread: {e}"),
             })?;
-        Ok(Ingest {
-            full,
-            empty,
-            current: Batch::default(),
-            cursor: 0,
-            done: false,
-            link,
-            name,
-            delivered: 0,
-        })
+        ingest.reader = Some(reader);
+        Ok(ingest)
     }
 
     /// The link type of every packet.
@@ -176,13 +190,25 @@ impl Ingest {
 
     /// How many packets were delivered so far.
     pub fn delivered(&self) -> u64 {
-        self.delivered
+        self.direct
+            .as_ref()
+            .map_or(self.delivered, Source::delivered)
     }
 
     /// The next packet and its summary; `Ok(None)` at the end of the file; the error that
     /// ended a damaged file after the packets before the damage.
     #[allow(clippy::should_implement_trait)] // a lending iterator: the packet borrows self
     pub fn next(&mut self) -> Result<Option<Item<'_>>, CaptureError> {
+        if let Some(source) = &mut self.direct {
+            let link = self.link;
+            return Ok(source.next()?.map(|p| Item {
+                header: p.header(),
+                parsed: match wire::parse(link, &p) {
+                    Ok(s) => Parsed::Here(s),
+                    Err(m) => Parsed::Damaged(m),
+                },
+            }));
+        }
         while self.cursor == self.current.packets.len() {
             if self.done {
                 return Ok(None);
@@ -191,11 +217,17 @@ impl Ingest {
                 self.done = true;
                 return end.map_or(Ok(None), Err);
             }
-            let next = self.full.recv().map_err(|_| CaptureError::Corrupt {
-                what: self.name.clone(),
-                index: self.delivered,
-                reason: "the reader thread stopped".into(),
-            })?;
+            let Ok(next) = self.full.recv() else {
+                // the reader ends only after sending the last batch, unless it panicked
+                if let Some(Err(panic)) = self.reader.take().map(JoinHandle::join) {
+                    std::panic::resume_unwind(panic);
+                }
+                return Err(CaptureError::Corrupt {
+                    what: self.name.clone(),
+                    index: self.delivered,
+                    reason: "the reader thread stopped".into(),
+                });
+            };
             let used = std::mem::replace(&mut self.current, next);
             // the reader is gone after the last batch; the used one is then dropped
             let _ = self.empty.try_send(used);
