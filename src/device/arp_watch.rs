@@ -2,8 +2,9 @@
 //! reply: enough to tell a reply nobody asked for, and a claim on an address that another
 //! station held (ARP spoofing). Both tables are fixed in size.
 
-use heapless::index_map::FnvIndexMap;
+use heapless::index_map::IndexMap;
 
+use super::Keyed;
 use crate::wire::{arp, Mac};
 
 /// What the device table concluded about an ARP packet a device sent (the window stage
@@ -30,7 +31,7 @@ const REQUESTS: usize = 64;
 /// Bindings and recent requests.
 #[derive(Clone, Debug, Default)]
 pub struct ArpWatch {
-    bindings: FnvIndexMap<[u8; 4], Mac, BINDINGS>,
+    bindings: IndexMap<[u8; 4], Mac, Keyed, BINDINGS>,
     /// (asker IP, asked-for IP) of recent requests, oldest first.
     requests: heapless::Deque<([u8; 4], [u8; 4]), REQUESTS>,
 }

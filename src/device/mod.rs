@@ -62,32 +62,33 @@ pub enum Notice {
 /// Devices tracked at once (a power of two, for the index). Change it here.
 pub const MAX_DEVICES: usize = 256;
 
-/// Hashes the index's MACs: the address as one word, keyed per process and mixed once.
-/// FNV took fourteen dependent byte steps per lookup (the length prefix and six bytes), a
-/// tenth of a packet's cost on a busy LAN, and is not keyed: MACs a device makes up could be
-/// chosen to collide and lengthen every lookup.
+/// Hashes the keys of the tables addresses a device chooses go into (the index's MACs, the
+/// ARP watch's IPv4 addresses): a short key as one word, keyed per process and mixed once.
+/// FNV took fourteen dependent byte steps per MAC lookup (the length prefix and six bytes),
+/// a tenth of a packet's cost on a busy LAN, and is not keyed: addresses a device makes up
+/// could be chosen to collide and lengthen every lookup.
 #[derive(Clone, Copy)]
-pub struct MacKeyed(u64);
+pub struct Keyed(u64);
 
-impl Default for MacKeyed {
+impl Default for Keyed {
     fn default() -> Self {
         static KEY: OnceLock<u64> = OnceLock::new();
-        MacKeyed(*KEY.get_or_init(|| RandomState::new().hash_one(0x1075_ad00u64)))
+        Keyed(*KEY.get_or_init(|| RandomState::new().hash_one(0x1075_ad00u64)))
     }
 }
 
-impl BuildHasher for MacKeyed {
-    type Hasher = MacHasher;
+impl BuildHasher for Keyed {
+    type Hasher = KeyedHasher;
 
-    fn build_hasher(&self) -> MacHasher {
-        MacHasher(self.0)
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher(self.0)
     }
 }
 
-/// See [`MacKeyed`].
-pub struct MacHasher(u64);
+/// See [`Keyed`].
+pub struct KeyedHasher(u64);
 
-impl Hasher for MacHasher {
+impl Hasher for KeyedHasher {
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
             let mut word = [0u8; 8];
@@ -97,7 +98,7 @@ impl Hasher for MacHasher {
     }
 
     fn write_usize(&mut self, n: usize) {
-        // the length prefix of a MAC's bytes: the same for every key
+        // the length prefix of a fixed-size key's bytes: the same for every key
         self.0 = self.0.rotate_left(7) ^ n as u64;
     }
 
@@ -106,7 +107,7 @@ impl Hasher for MacHasher {
     }
 }
 
-type Index = IndexMap<Mac, DeviceId, MacKeyed, MAX_DEVICES>;
+type Index = IndexMap<Mac, DeviceId, Keyed, MAX_DEVICES>;
 
 /// A device's slot in the table (and in the window stage's per-device state).
 pub type DeviceId = u16;
