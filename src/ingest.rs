@@ -58,7 +58,9 @@ impl Batch {
         self.packets.clear();
         self.end = None;
         let link = source.link();
+        // once per batch: the pages a batch does not touch cost no memory
         self.packets.reserve(BATCH_PACKETS);
+        self.data.reserve(BATCH_BYTES);
         while !self.full() {
             match source.next() {
                 Ok(Some(p)) => {
