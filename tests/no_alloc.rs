@@ -2,7 +2,7 @@
 //! a global allocator over a whole synthesized capture with attacks, new devices, evictions
 //! and window closes. (libpcap's own buffers are C allocations, outside this count.) A file
 //! read and parsed ahead on its reader thread ([`iotad::ingest`]) allocates its thread,
-//! channels and batches once, then nothing.
+//! channels and batches once, then nothing per packet.
 
 mod common;
 
@@ -114,8 +114,9 @@ fn a_file_read_ahead_allocates_its_batches_once() {
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - warm.unwrap();
     let packets = pipeline.stats().packets - 20_000;
     assert!(packets > 50_000, "{packets} packets after the first 20,000");
-    assert_eq!(
-        allocations, 0,
+    // a thread's first wait on a channel allocates its waker once, whenever that comes
+    assert!(
+        allocations <= 4,
         "{allocations} allocations for {packets} packets after the first 20,000"
     );
     drop(ingest);
