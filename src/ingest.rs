@@ -190,13 +190,6 @@ impl Ingest {
         &self.name
     }
 
-    /// How many packets were delivered so far.
-    pub fn delivered(&self) -> u64 {
-        self.direct
-            .as_ref()
-            .map_or(self.delivered, Source::delivered)
-    }
-
     /// The next packet and its summary; `Ok(None)` at the end of the file; the error that
     /// ended a damaged file after the packets before the damage.
     #[allow(clippy::should_implement_trait)] // a lending iterator: the packet borrows self
