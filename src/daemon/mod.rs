@@ -451,7 +451,7 @@ impl Daemon {
             ..self.health.clone()
         };
         for d in &mut node.devices {
-            d.visible = visibility::parse_mac(&d.mac).map(|m| self.visibility.visible(m));
+            d.visible = crate::wire::Mac::parse(&d.mac).map(|m| self.visibility.visible(m));
         }
         let node = Arc::new(node);
         if let Some(board) = &self.board {

@@ -65,23 +65,13 @@ pub fn own_macs(net: &Path) -> Vec<Mac> {
         let Ok(text) = std::fs::read_to_string(e.path().join("address")) else {
             continue;
         };
-        if let Some(m) = parse_mac(text.trim()) {
+        if let Some(m) = Mac::parse(text.trim()) {
             if m.0 != [0; 6] && !out.contains(&m) {
                 out.push(m);
             }
         }
     }
     out
-}
-
-/// `aa:bb:cc:dd:ee:ff` read back.
-pub fn parse_mac(s: &str) -> Option<Mac> {
-    let mut m = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut m {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-    }
-    parts.next().is_none().then_some(Mac(m))
 }
 
 impl Visibility {

@@ -569,19 +569,6 @@ pub fn form_field(body: &[u8], name: &str) -> Option<String> {
         .and_then(form_decode)
 }
 
-fn parse_mac(s: &str) -> Option<Mac> {
-    let mut m = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut m {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(Mac(m))
-}
-
 /// A POST: an action, checked (access token, CSRF token, form) and handed to the capture
 /// loop.
 fn act(token: Option<&str>, actions: Option<&Actions>, req: &Request) -> Response {
@@ -613,7 +600,7 @@ fn act(token: Option<&str>, actions: Option<&Actions>, req: &Request) -> Respons
             "no or a stale CSRF token: reload the page and submit its form again",
         );
     }
-    let Some(mac) = parse_mac(mac) else {
+    let Some(mac) = Mac::parse(mac) else {
         return Response::text(400, "not a MAC address");
     };
     let action = match verb {
