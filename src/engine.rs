@@ -35,6 +35,8 @@ pub struct Scored<'a> {
     pub device: &'a Device,
     pub start_ns: u64,
     pub features: &'a Features,
+    /// The window's heaviest peers each way.
+    pub peers: &'a crate::window::Peers,
     pub outcome: Option<&'a Outcome>,
 }
 
@@ -234,8 +236,37 @@ impl Engine {
         self.pipeline.parsed(pkt, parsed, &mut |w| {
             score(detector, events, stats, history, w, on)
         });
+        self.settle();
         while let Some(n) = self.pipeline.take_notice() {
             self.notice(n);
+        }
+    }
+
+    /// Once windows were scored: the targets of attacking devices ([`Detector::settle`]),
+    /// named as the device table knows them; a muted device's are counted, not sent.
+    #[inline]
+    fn settle(&mut self) {
+        let Some(det) = self.detector.as_mut().filter(|d| d.unsettled()) else {
+            return;
+        };
+        let before = self.events.len();
+        det.settle(&mut self.events);
+        let table = self.pipeline.table();
+        let mut i = before;
+        while i < self.events.len() {
+            let e = &mut self.events[i];
+            let mac = Mac::parse(&e.device.mac);
+            if let Some(d) = mac.and_then(|m| table.find(m)) {
+                e.device = DeviceRef::of(d);
+            }
+            let ts_ns = e.window_start_epoch * 1_000_000_000;
+            if mac.is_some_and(|m| det.muted(m, ts_ns)) {
+                self.events.remove(i);
+                det.count_muted();
+            } else {
+                self.stats.events += 1;
+                i += 1;
+            }
         }
     }
 
@@ -382,6 +413,7 @@ impl Engine {
                 closed += 1;
                 score(detector, events, stats, history, w, on)
             });
+        self.settle();
         self.stats.timer_windows += closed;
         self.check_quiet(now_ns);
     }
@@ -396,6 +428,7 @@ impl Engine {
         );
         self.pipeline
             .finish(&mut |w| score(detector, events, stats, history, w, on));
+        self.settle();
     }
 
     /// The events produced since the last call, oldest first.
@@ -606,6 +639,7 @@ fn score(
         device,
         start_ns: w.closed.start_ns,
         features: w.closed.features,
+        peers: w.closed.peers,
         outcome: outcome.as_ref(),
     });
     if let Some(mut o) = outcome {

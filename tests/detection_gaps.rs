@@ -266,3 +266,129 @@ fn targets_are_alerted_as_targets_naming_the_attacker() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Anomaly events (opens, updates, closes) of a replay with the built-in model.
+fn incidents(pcap: &std::path::Path) -> Vec<serde_json::Value> {
+    ok(&["replay", s(pcap), "--json"])
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["kind"] == "anomaly" && e["phase"].is_string())
+        .collect()
+}
+
+/// The victim of a brute force only answers, as a server does: a few connections accepted
+/// and answered per burst (SSH on port 2222, bursts two minutes apart) move its own windows
+/// too little to cross its threshold, so it was never alerted. It is the target of the
+/// device that alerts for trying logins on it: one incident, low, naming the attacker, from
+/// the first burst until the attacker's incident ends (not one per burst); the attacker's is
+/// high. The devices the attacker talks to as usual meanwhile are nobody's targets.
+#[test]
+fn the_victim_of_a_brute_force_that_only_answers_is_its_target() {
+    let dir = scratch("gaps-answering-victim");
+    let pcap = dir.join("ssh.pcap");
+    let (attacker, victim) = ("02:10:02:00:00:02", "02:10:03:00:00:03");
+    synth(
+        &pcap,
+        23,
+        5700,
+        6,
+        &[&format!("ssh-brute@3900+900:{attacker}")],
+    );
+    let events = incidents(&pcap);
+    let of = |mac: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["device"]["mac"] == mac)
+            .collect()
+    };
+    let a = of(attacker);
+    assert!(
+        a.first()
+            .is_some_and(|e| e["role"] == "source" && e["severity"] == "high"),
+        "the attacker: {a:?}"
+    );
+    let ip = a[0]["device"]["ipv4"][0].as_str().unwrap();
+    let attacker_closed = a
+        .iter()
+        .find(|e| e["phase"] == "close")
+        .map(|e| e["window_start_epoch"].as_u64().unwrap())
+        .expect("the attacker's incident ends");
+    let v = of(victim);
+    let opens: Vec<_> = v.iter().filter(|e| e["phase"] == "open").collect();
+    assert_eq!(opens.len(), 1, "one incident for the whole attack: {v:?}");
+    let open = opens[0];
+    assert_eq!(open["role"], "target", "{open}");
+    assert_eq!(open["severity"], "low", "{open}");
+    assert_eq!(
+        open["counterpart"]["ip"], ip,
+        "the attacker is named: {open}"
+    );
+    let at = open["window_start_epoch"].as_u64().unwrap() - T0;
+    assert!(
+        (3900..3920).contains(&at),
+        "opened {at} s in, not at the first burst"
+    );
+    let closed = v
+        .iter()
+        .find(|e| e["phase"] == "close")
+        .map(|e| e["window_start_epoch"].as_u64().unwrap());
+    assert!(
+        closed.is_none_or(|c| c >= attacker_closed),
+        "the target's incident ended before its attacker's: {v:?}"
+    );
+    let others: Vec<_> = events
+        .iter()
+        .filter(|e| e["role"] == "target" && e["device"]["mac"] != victim)
+        .filter(|e| e["counterpart"]["ip"] == ip)
+        .collect();
+    assert!(others.is_empty(), "not targets: {others:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A device that is being port-scanned and starts flooding a third device is alerted as
+/// that flood's source: its incident opened as the scan's target (low) turns into a
+/// flood, at least medium, naming the flood's victim, the window the flood begins. Being
+/// someone's target must not hide an attack.
+#[test]
+fn a_target_that_attacks_others_is_alerted_as_their_attacker() {
+    let dir = scratch("gaps-target-attacks");
+    let pcap = dir.join("both.pcap");
+    let (scanner, plug, hub) = (
+        "02:10:00:00:00:00",
+        "02:10:01:00:00:01",
+        "02:10:02:00:00:02",
+    );
+    synth(
+        &pcap,
+        23,
+        5700,
+        6,
+        &[
+            &format!("portscan@3900+300:{scanner}"),
+            &format!("udpflood@3960+60:{plug}"),
+        ],
+    );
+    let events = incidents(&pcap);
+    let of = |mac: &str| -> Vec<&serde_json::Value> {
+        events
+            .iter()
+            .filter(|e| e["device"]["mac"] == mac)
+            .collect()
+    };
+    let hub_ip = events
+        .iter()
+        .find(|e| e["device"]["mac"] == hub)
+        .map(|e| e["device"]["ipv4"][0].clone())
+        .expect("the flood's victim is alerted");
+    let p = of(plug);
+    let flooding = p
+        .iter()
+        .find(|e| e["role"] == "source")
+        .unwrap_or_else(|| panic!("the plug's flood is not alerted as its own: {p:?}"));
+    assert_eq!(flooding["behaviour"], "flood", "{flooding}");
+    assert_ne!(flooding["severity"], "low", "{flooding}");
+    assert_eq!(flooding["counterpart"]["ip"], hub_ip, "{flooding}");
+    let at = flooding["window_start_epoch"].as_u64().unwrap() - T0;
+    assert!((3960..3980).contains(&at), "{at} s in: {flooding}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -134,6 +134,15 @@ impl Behaviour {
             .unwrap_or(Behaviour::Unusual)
     }
 
+    /// The first attack the explanation `why` (largest error first) names, if any: a device
+    /// that is scanned while it floods is flooding.
+    pub fn attack_in(why: &[Contribution]) -> Option<Behaviour> {
+        why.iter()
+            .filter(|c| c.observed > c.expected)
+            .filter_map(|c| Behaviour::of_feature(&c.feature))
+            .find(|b| b.attacks())
+    }
+
     /// The device does it to others.
     pub fn attacks(self) -> bool {
         matches!(
@@ -342,5 +351,21 @@ mod tests {
             Behaviour::of(&[part("bytes_out", 9.0), part("login_attempts", 30.0)]),
             Behaviour::BruteForce
         );
+    }
+
+    #[test]
+    fn the_attack_an_explanation_names_is_found_behind_what_was_received() {
+        // scanned while it floods: the first feature says targeted, the second an attack
+        let both = [part("ports_syn_in", 995.0), part("udp_out", 5000.0)];
+        assert_eq!(Behaviour::of(&both), Behaviour::Targeted);
+        assert_eq!(Behaviour::attack_in(&both), Some(Behaviour::Flood));
+        // a feature that fell names nothing; a target's answers name no attack
+        assert_eq!(Behaviour::attack_in(&[part("udp_out", -1.0)]), None);
+        let answers = [
+            part("ports_syn_in", 3.0),
+            part("rst_out", 40.0),
+            part("tcp_out", 9.0),
+        ];
+        assert_eq!(Behaviour::attack_in(&answers), None);
     }
 }

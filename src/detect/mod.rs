@@ -14,7 +14,10 @@
 //! A device first seen later is judged against the population threshold stored in the model
 //! until its own is fitted, so a rogue device that scans the moment it appears is caught.
 //! An incident opens when a window crosses the threshold, is updated when it gets worse, and
-//! closes after `close_after` normal windows: one incident, not an alert storm.
+//! closes after `close_after` normal windows: one incident, not an alert storm. Once every
+//! device's window of a period is scored, [`Detector::settle`] finds the targets of the
+//! devices that alert as attackers (a victim that only answers never crosses its own
+//! threshold).
 
 pub mod event;
 pub mod state;
@@ -129,6 +132,11 @@ struct Incident {
     behaviour: Option<Behaviour>,
     #[serde(default)]
     severity: Option<Severity>,
+    /// For a target found by [`Detector::settle`]: the attacking device. Its incident lasts
+    /// while the attacker's does (not saved: after a restart it lasts while the attacker
+    /// still sends it what it does not normally receive).
+    #[serde(skip)]
+    by: Option<Mac>,
 }
 
 #[derive(Clone, Debug)]
@@ -168,6 +176,13 @@ struct DeviceState {
     /// The [`Tolerance::Alarm`] features it used while learning (bit j: feature j): they
     /// are its normal, not an alert.
     alarms_learned: u64,
+    /// Its heaviest sender in the last window in which what it received was off its normal
+    /// (see `received_off`), and that window: whom [`Detector::settle`] may find it the
+    /// target of.
+    hit: Option<(Peer, u64)>,
+    /// Its addresses, kept while it is in an incident (whom its targets' heaviest senders
+    /// are matched against).
+    ips: heapless::Vec<std::net::IpAddr, 4>,
 }
 
 impl DeviceState {
@@ -195,6 +210,8 @@ impl DeviceState {
             mean_sum: [0.0; F],
             mean_n: 0,
             alarms_learned: 0,
+            hit: None,
+            ips: heapless::Vec::new(),
         }
     }
 
@@ -296,6 +313,7 @@ impl DeviceState {
                         opened: Vec::new(),
                         behaviour: None,
                         severity: None,
+                        by: None,
                     });
                     phase = Some(Phase::Open);
                 }
@@ -373,6 +391,20 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
     }
 }
 
+/// Whether the device is in an open incident as the source of an attack (by its own
+/// explanation: a scan, flood, brute force, tunnel or mining).
+fn attacking(d: &DeviceState) -> bool {
+    d.incident.as_ref().is_some_and(|i| {
+        i.role == Some(Role::Source) && i.behaviour.is_some_and(Behaviour::attacks)
+    })
+}
+
+/// Whether a window with these errors received something off the device's normal: a
+/// feature of what it received unasked more than `persist` typical errors off.
+fn received_off(errs: &[f32; F], persist: f32) -> bool {
+    RECEIVED.iter().any(|r| errs[*r as usize] > persist)
+}
+
 /// The counterpart an event names: the peer, when the window had one.
 fn counterpart(p: &Peer) -> Option<Counterpart> {
     p.ip.map(|ip| Counterpart {
@@ -447,6 +479,8 @@ pub struct Detector {
     /// New-device events of the current minute: (minute, announced, held back, the first
     /// held back's event, which becomes the summary).
     newcomers: (u64, u32, u32, Option<Event>),
+    /// The earliest window scored since [`Detector::settle`] last ran.
+    unsettled: Option<u64>,
 }
 
 /// What a person said about a device on the status page.
@@ -559,6 +593,7 @@ impl Detector {
             gateways: Vec::new(),
             notes: Default::default(),
             newcomers: (0, 0, 0, None),
+            unsettled: None,
         }
     }
 
@@ -725,28 +760,103 @@ impl Detector {
             let why = self.explain(features, &errs, &pred);
             trace(device.mac, start_ns, s, threshold, source, &why);
         }
+        self.unsettled = Some(self.unsettled.map_or(window, |w| w.min(window)));
         let d = self.devices[slot].as_mut().expect("set above");
         d.last_window = window;
         d.last_score = s;
+        // what it received is off its normal, from its heaviest sender
+        let hit = peers.inbound.ip.is_some() && received_off(&errs, self.cfg.persist);
+        if hit {
+            d.hit = Some((peers.inbound, window));
+        }
         let above = !in_warmup && (s > threshold || alarm);
+        // a target's incident lasts while its attacker's does (bursts minutes apart are one
+        // brute force), or, with no attacker known to be alerting, while the attacker still
+        // sends it what it does not normally receive
+        let still_hit = match d.incident.as_ref() {
+            Some(i) if i.role == Some(Role::Target) => match i.by {
+                Some(by) => self
+                    .devices
+                    .iter()
+                    .flatten()
+                    .any(|a| a.mac == by && attacking(a)),
+                None => {
+                    hit && matches!((&i.counterpart, peers.inbound.ip), (Some(c), Some(ip)) if c.ip == ip.to_string())
+                }
+            },
+            _ => false,
+        };
+        let d = self.devices[slot].as_mut().expect("set above");
         let (phase, incident, closed) = d.track(
             s,
             &errs,
             above,
-            s <= normal_level && !alarm,
+            s <= normal_level && !alarm && !still_hit,
             &self.cfg,
             &mut self.incidents,
         );
         let alerting = d.incident.is_some();
-        // what the device is in the incident, decided by the window that opened it
+        if alerting {
+            // what its targets' heaviest senders are matched against
+            d.ips.clear();
+            let v4 = device
+                .identity
+                .ipv4
+                .iter()
+                .map(|a| std::net::IpAddr::V4(*a));
+            let v6 = device
+                .identity
+                .ipv6
+                .iter()
+                .map(|a| std::net::IpAddr::V6(*a));
+            for ip in v4.chain(v6) {
+                if d.ips.push(ip).is_err() {
+                    break;
+                }
+            }
+        }
+        // the explanation: for an event, or to see whether a target attacks
+        let in_target = d
+            .incident
+            .as_ref()
+            .is_some_and(|i| i.role == Some(Role::Target));
+        let explained = (phase.is_some() && closed.is_none()) || (above && in_target);
+        let why = explained.then(|| self.explain(features, &errs, &pred));
+        let d = self.devices[slot].as_mut().expect("set above");
+        // it sends an attack, by its own explanation, to someone other than `from` (what a
+        // target sends its attacker is its answer)
+        let sends_attack = |from: Option<std::net::IpAddr>| {
+            why.as_deref().and_then(Behaviour::attack_in).is_some()
+                && peers.outbound.ip.is_none_or(|to| Some(to) != from)
+        };
+        // what the device is in the incident, decided by the window that opened it; a target
+        // that attacks others is a source from then on (being someone's target hides no attack)
+        let mut phase = phase;
+        let mut recast = false;
         let (role, counterpart) = match (phase, &mut d.incident) {
             (Some(Phase::Open), Some(i)) => {
-                let r = role_of(&errs, self.cfg.explain, features, peers);
+                let mut r = role_of(&errs, self.cfg.explain, features, peers);
+                if r == Role::Target && sends_attack(peers.inbound.ip) {
+                    r = Role::Source;
+                }
                 i.role = Some(r);
                 i.counterpart = counterpart(match r {
                     Role::Target => &peers.inbound,
                     Role::Source => &peers.outbound,
                 });
+                (i.role, i.counterpart.clone())
+            }
+            (_, Some(i))
+                if above
+                    && i.role == Some(Role::Target)
+                    && sends_attack(i.counterpart.as_ref().and_then(|c| c.ip.parse().ok())) =>
+            {
+                i.role = Some(Role::Source);
+                i.by = None;
+                i.counterpart = counterpart(&peers.outbound);
+                i.max_score = i.max_score.max(s);
+                phase = Some(Phase::Update);
+                recast = true;
                 (i.role, i.counterpart.clone())
             }
             (_, Some(i)) => (i.role, i.counterpart.clone()),
@@ -776,21 +886,28 @@ impl Detector {
                 // a close event repeats what opened the incident
                 Some(i) => (i.opened, i.behaviour, i.severity.unwrap_or(Severity::Low)),
                 None => {
-                    let why = self.explain(features, &errs, &pred);
-                    // a device found to be the target is targeted, whatever its errors read
+                    let why = why.unwrap_or_default();
+                    // a device found to be the target is targeted, whatever its errors read;
+                    // a source did what the attack its explanation names is
                     let b = if role == Some(Role::Target) {
                         Behaviour::Targeted
                     } else {
-                        Behaviour::of(&why)
+                        Behaviour::attack_in(&why).unwrap_or_else(|| Behaviour::of(&why))
                     };
                     let severity = Severity::judge(b, s, threshold);
                     if p == Phase::Open {
                         self.stats.opened[severity as usize] += 1;
-                        let d = self.devices[slot].as_mut().expect("set above");
-                        if let Some(i) = d.incident.as_mut() {
+                    }
+                    let d = self.devices[slot].as_mut().expect("set above");
+                    if let Some(i) = d.incident.as_mut() {
+                        // what the incident was is what opened it, or the attack it turned
+                        // out to be (an incident that opened as unusual and worsened into a
+                        // brute force ends as one, and its targets are found)
+                        let turned = b.attacks() && !i.behaviour.is_some_and(Behaviour::attacks);
+                        if p == Phase::Open || recast || turned {
                             i.opened = why.clone();
                             i.behaviour = Some(b);
-                            i.severity = Some(severity);
+                            i.severity = i.severity.max(Some(severity));
                         }
                     }
                     (why, Some(b), severity)
@@ -815,6 +932,106 @@ impl Detector {
             threshold,
             alerting,
             events,
+        }
+    }
+
+    /// Whether windows were scored since [`Detector::settle`] last ran.
+    #[inline]
+    pub fn unsettled(&self) -> bool {
+        self.unsettled.is_some()
+    }
+
+    /// Finds the targets of the network's attackers, once every device's window is scored
+    /// (a device's own window cannot say whether the station that sent it the most is
+    /// attacking: that station's window may be scored after it). A device not in an
+    /// incident that received something off its normal (a feature of what it received
+    /// unasked more than `persist` typical errors off) in a window since the last call, from
+    /// a heaviest sender that is in an open incident as the source of an attack (by its own
+    /// explanation: a scan, flood, brute force, tunnel or mining), is that attack's target:
+    /// an incident of its own, `targeted` and low (the attacker's alert is the one to act
+    /// on), naming the attacker, whatever its own score (a brute force's victim answers as a
+    /// server does). It lasts while the attacker still sends it what it does not normally
+    /// receive. Only a device that alerts as an attacker makes targets, and a target that
+    /// then attacks by its own explanation becomes a source ([`Detector::on_window_with`]):
+    /// being called a target hides nothing.
+    ///
+    /// The events name the device by MAC alone ([`DeviceRef::station`]): the caller fills in
+    /// what its device table knows.
+    pub fn settle(&mut self, events: &mut Vec<Event>) {
+        let Some(from) = self.unsettled.take() else {
+            return;
+        };
+        let Some(first) = self.first_window else {
+            return;
+        };
+        let learned = first + u64::from(self.cfg.learning_windows);
+        if !self.devices.iter().flatten().any(attacking) {
+            return;
+        }
+        let mut found = Vec::new();
+        for (slot, d) in self.devices.iter().enumerate() {
+            let Some(d) = d else { continue };
+            let Some((peer, w)) = d.hit else { continue };
+            let Some(ip) = peer.ip else { continue };
+            if d.incident.is_some() || w < from || w < learned {
+                continue;
+            }
+            let by = self
+                .devices
+                .iter()
+                .flatten()
+                .find(|a| a.mac != d.mac && attacking(a) && a.ips.contains(&ip));
+            if let Some(a) = by {
+                let b = a.incident.as_ref().and_then(|i| i.behaviour);
+                found.push((slot, peer, w, a.mac, b.unwrap_or(Behaviour::Unusual)));
+            }
+        }
+        let population = self.threshold_for_new();
+        for (slot, peer, w, attacker, did) in found {
+            self.incidents += 1;
+            self.stats.opened[Severity::Low as usize] += 1;
+            let id = self.incidents;
+            let d = self.devices[slot].as_mut().expect("found above");
+            let c = counterpart(&peer);
+            d.quiet = 0;
+            d.incident = Some(Incident {
+                id,
+                max_score: d.last_score,
+                features: 0,
+                role: Some(Role::Target),
+                counterpart: c.clone(),
+                opened: Vec::new(),
+                behaviour: Some(Behaviour::Targeted),
+                severity: Some(Severity::Low),
+                by: Some(attacker),
+            });
+            let (score, threshold, source) = match d.threshold {
+                Some(t) => (d.last_score, t, ThresholdSource::Device),
+                None => (d.last_score, population, ThresholdSource::Population),
+            };
+            let start_ns = w * self.window_ns;
+            let ip = peer.ip.map(|ip| ip.to_string()).unwrap_or_default();
+            events.push(Event {
+                kind: EventKind::Anomaly,
+                phase: Some(Phase::Open),
+                incident: Some(id),
+                device: DeviceRef::station(d.mac),
+                window_start: Rfc3339(start_ns).to_string(),
+                window_end: Rfc3339(start_ns + self.window_ns).to_string(),
+                window_start_epoch: start_ns / 1_000_000_000,
+                score,
+                threshold,
+                threshold_source: source,
+                severity: Severity::Low,
+                behaviour: Some(Behaviour::Targeted),
+                explanation: Vec::new(),
+                detail: Some(format!(
+                    "its heaviest sender is {attacker} ({ip}), which is {}",
+                    did.words()
+                )),
+                role: Some(Role::Target),
+                counterpart: c,
+            });
         }
     }
 

@@ -84,15 +84,7 @@ fn array(v: &[f32], what: &str) -> Result<[f32; F], String> {
 }
 
 pub(super) fn parse_mac(s: &str) -> Result<Mac, String> {
-    let mut m = [0u8; 6];
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.len() != 6 {
-        return Err(format!("{s:?} is not a MAC address"));
-    }
-    for (b, p) in m.iter_mut().zip(parts) {
-        *b = u8::from_str_radix(p, 16).map_err(|_| format!("{s:?} is not a MAC address"))?;
-    }
-    Ok(Mac(m))
+    Mac::parse(s).ok_or_else(|| format!("{s:?} is not a MAC address"))
 }
 
 impl SavedDevice {
@@ -161,6 +153,8 @@ impl SavedDevice {
             at_rest: false,
             mean_sum: [0.0; F],
             mean_n: 0,
+            hit: None,
+            ips: heapless::Vec::new(),
         })
     }
 }

@@ -467,6 +467,12 @@ pub fn evaluate(
     let (mut tm, mut ta, mut tb) = (Tally::default(), Tally::default(), Tally::default());
     let mut benign_windows = 0u64;
     let mut victims = BTreeSet::new();
+    let mut not_attackers = BTreeSet::new();
+    // the ablation's events (the model's wait in the engine); its detector is not the
+    // engine's, so it settles (finds attackers' targets) when each window of the network
+    // begins, as the engine does for the model
+    let mut ablation_events = Vec::new();
+    let mut ablation_window = None;
     let first_window = first_ts / window_ns;
     let truth = attack_packets(c, window_ns)?;
     let role = |mac: &Mac, ips: &[IpAddr]| -> (Option<usize>, bool) {
@@ -484,7 +490,11 @@ pub fn evaluate(
         let (dev, start, f, slot) = (w.device, w.start_ns, w.features, w.slot as usize);
         let om = w.outcome.expect("the engine has a detector");
         let ob = base.on_window(slot, dev.mac, start, f);
-        let oa = ablation.on_window(slot, dev, start, f);
+        if ablation_window.is_some_and(|w| w != start) {
+            ablation.settle(&mut ablation_events);
+        }
+        ablation_window = Some(start);
+        let oa = ablation.on_window_with(slot, dev, start, f, w.peers);
         let ips: Vec<IpAddr> = dev
             .identity
             .ipv4
@@ -507,26 +517,22 @@ pub fn evaluate(
                     .collect()
             })
         };
-        // the role and counterpart of an incident it opened
-        let cast = |o: &crate::detect::Outcome| {
-            o.events
-                .iter()
-                .find(|e| e.opens())
-                .map(|e| (e.role, e.counterpart.as_ref().map(|c| c.ip.clone())))
-        };
         if victim && attacker.is_none() && after_learning {
             victims.insert(dev.mac);
         }
-        for (t, score, alerting, open, role) in [
-            (&mut tm, om.score, om.alerting, opened(om), cast(om)),
-            (&mut ta, oa.score, oa.alerting, opened(&oa), cast(&oa)),
+        if attacker.is_none() {
+            not_attackers.insert(dev.mac);
+        }
+        ablation_events.extend(oa.events.iter().cloned());
+        for (t, score, alerting, open) in [
+            (&mut tm, om.score, om.alerting, opened(om)),
+            (&mut ta, oa.score, oa.alerting, opened(&oa)),
             (
                 &mut tb,
                 ob.score,
                 ob.alerting,
                 ob.opened
                     .then(|| ob.feature.iter().map(|f| f.to_string()).collect()),
-                None,
             ),
         ] {
             match attacker {
@@ -556,19 +562,7 @@ pub fn evaluate(
                         }
                     }
                 }
-                None if victim => match role {
-                    Some((Some(crate::detect::Role::Target), ip)) if after_learning => {
-                        t.targets.insert(dev.mac);
-                        let named = ip.and_then(|ip| ip.parse::<IpAddr>().ok());
-                        if named.is_some_and(|ip| {
-                            c.attacks.iter().any(|a| a.attacker_ips.contains(&ip))
-                        }) {
-                            t.naming.insert(dev.mac);
-                        }
-                    }
-                    Some(_) if after_learning => t.not_as_target += 1,
-                    _ => {}
-                },
+                None if victim => {}
                 None => {
                     if after_learning {
                         t.neg.push(score);
@@ -586,6 +580,38 @@ pub fn evaluate(
     let damage = engine::run_file(&mut engine, &c.file, None, on).map_err(|e| e.to_string())?;
     if let Some(d) = damage {
         return Err(d.to_string());
+    }
+    ablation.settle(&mut ablation_events);
+    // victims: every incident opened on one after learning, as a target (naming an
+    // attacker or not) or otherwise
+    let learned_s = (first_window + u64::from(learning)) * window_ns / 1_000_000_000;
+    for (t, events) in [
+        (&mut tm, engine.drain_events().collect::<Vec<_>>()),
+        (&mut ta, ablation_events),
+    ] {
+        for e in events.iter().filter(|e| e.opens()) {
+            let Some(mac) = Mac::parse(&e.device.mac) else {
+                continue;
+            };
+            if !victims.contains(&mac)
+                || !not_attackers.contains(&mac)
+                || e.window_start_epoch < learned_s
+            {
+                continue;
+            }
+            if e.role == Some(crate::detect::Role::Target) {
+                t.targets.insert(mac);
+                let named = e
+                    .counterpart
+                    .as_ref()
+                    .and_then(|c| c.ip.parse::<IpAddr>().ok());
+                if named.is_some_and(|ip| c.attacks.iter().any(|a| a.attacker_ips.contains(&ip))) {
+                    t.naming.insert(mac);
+                }
+            } else if e.kind == crate::detect::EventKind::Anomaly {
+                t.not_as_target += 1;
+            }
+        }
     }
     let hours = benign_windows as f64 * window_ns as f64 / 1e9 / 3600.0;
     let attack_windows_lost = positives
