@@ -392,3 +392,19 @@ fn a_target_that_attacks_others_is_alerted_as_their_attacker() {
     assert!((3960..3980).contains(&at), "{at} s in: {flooding}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A rare habit is no anomaly: on a synthesized network of eight devices (seed 3), a
+/// camera looks up its cloud's name once in the first half-hour it learns from, and every
+/// few minutes later. Its typical error on the DNS features, a root mean square over 180
+/// windows, made each later lookup ten typical errors off and alerted it as a DNS tunnel
+/// (four incidents in two hours); an error as large as the largest it made while learning
+/// now counts as three. Nothing on the network attacks, and nothing alerts.
+#[test]
+fn a_habit_seen_while_learning_is_no_anomaly_when_it_becomes_frequent() {
+    let dir = scratch("gaps-rare-habit");
+    let pcap = dir.join("benign.pcap");
+    synth(&pcap, 3, 7200, 8, &[]);
+    let opened = alerts(&pcap);
+    assert!(opened.is_empty(), "false alerts: {opened:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

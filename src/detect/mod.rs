@@ -150,6 +150,8 @@ struct DeviceState {
     threshold_scored: u32,
     /// Sum of squared errors per feature, in the first half of learning.
     sq_err: [f32; F],
+    /// Per feature, the largest error of those windows (its first and silent ones left out).
+    max_err: [f32; F],
     /// This device's typical error per feature, once learned.
     scale: Option<[f32; F]>,
     /// Highest score in the second half of learning.
@@ -196,6 +198,7 @@ impl DeviceState {
             scored: 0,
             threshold_scored: 0,
             sq_err: [0.0; F],
+            max_err: [0.0; F],
             scale: None,
             max_learning: 0.0,
             threshold: None,
@@ -246,15 +249,22 @@ impl DeviceState {
     ) {
         match &self.scale {
             None => {
+                // its first window is predicted from silence: every value is an error
+                let first = self.scored == 0;
                 self.scored += 1;
                 for j in 0..F {
-                    self.sq_err[j] += (z[j] - self.pred[j]).powi(2);
+                    let e = z[j] - self.pred[j];
+                    self.sq_err[j] += e * e;
+                    if !first && !silent {
+                        self.max_err[j] = self.max_err[j].max(e.abs());
+                    }
                 }
                 if self.scored >= half || (ends[0] && self.scored >= MIN_PHASE) {
                     let mut sc = [0f32; F];
                     for j in 0..F {
                         sc[j] = (self.sq_err[j] / self.scored as f32)
                             .sqrt()
+                            .max(self.max_err[j] / LEARNED_MAX_ERRORS)
                             .min(SCALE_CAP * population[j].max(floors[j]))
                             .max(floors[j]);
                     }
@@ -421,6 +431,13 @@ fn counterpart(p: &Peer) -> Option<Counterpart> {
 /// two-step cycle of amplitude ~0.007 in the prediction, never a fixed point, so exact
 /// equality never holds).
 pub const REST_TOLERANCE: f32 = 0.01;
+
+/// The largest error a device showed on a feature while learning its typical errors counts
+/// as at most this many typical errors: something it did then, as much as then, is no news.
+/// The root mean square alone made a rare habit an anomaly: a camera that looked up its
+/// cloud's name twice in its learning half-hour, then every few minutes, alerted on each
+/// lookup as a DNS tunnel (twelve false alerts in three hours on synthesized networks).
+pub const LEARNED_MAX_ERRORS: f32 = 3.0;
 
 /// The fewest windows in each half of a device's learning (five minutes of 10-s windows).
 pub const MIN_PHASE: u32 = 30;
@@ -1408,6 +1425,7 @@ impl Detector {
         d.scored = 0;
         d.threshold_scored = 0;
         d.sq_err = [0.0; F];
+        d.max_err = [0.0; F];
         d.scale = None;
         d.max_learning = 0.0;
         d.threshold = None;

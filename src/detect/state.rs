@@ -56,6 +56,9 @@ pub(super) struct SavedDevice {
     /// The alarm features it used while learning (bit j: feature j).
     #[serde(default)]
     alarms_learned: u64,
+    /// The largest errors of its learning's first half (none in files written before).
+    #[serde(default)]
+    max_err: Vec<f32>,
 }
 
 /// A short hash of the model's weights and metadata (FNV-1a, 64 bits, hex).
@@ -98,6 +101,7 @@ impl SavedDevice {
             scored: d.scored,
             threshold_scored: d.threshold_scored,
             sq_err: d.sq_err.to_vec(),
+            max_err: d.max_err.to_vec(),
             scale: d.scale.map(|s| s.to_vec()),
             max_learning: d.max_learning,
             threshold: d.threshold,
@@ -125,7 +129,11 @@ impl SavedDevice {
             .chain(&self.c1)
             .chain(&self.h2)
             .chain(&self.pred);
-        if values.chain(&self.sq_err).any(|v| !v.is_finite()) {
+        if values
+            .chain(&self.sq_err)
+            .chain(&self.max_err)
+            .any(|v| !v.is_finite())
+        {
             return Err(format!("device {}: values that are not numbers", self.mac));
         }
         Ok(DeviceState {
@@ -139,6 +147,11 @@ impl SavedDevice {
             scored: self.scored,
             threshold_scored: self.threshold_scored,
             sq_err: array(&self.sq_err, "the squared errors")?,
+            max_err: if self.max_err.is_empty() {
+                [0.0; F]
+            } else {
+                array(&self.max_err, "the largest errors")?
+            },
             scale: self.scale.map(|s| array(&s, "a scale")).transpose()?,
             max_learning: self.max_learning,
             threshold: self.threshold,
