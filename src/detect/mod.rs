@@ -409,6 +409,25 @@ fn attacking(d: &DeviceState) -> bool {
     })
 }
 
+/// A scan or brute force that is neither: connection attempts at a second or more, at
+/// least half of them to one remote service, none of which became a session (a request and
+/// its answer) are a flood of that service (a SYN flood's unanswered SYNs read as probes,
+/// and its thousands of attempts on one port as repeated logins).
+fn hammered(b: Behaviour, f: &Features, window_ns: u64) -> Behaviour {
+    let attempts = f[Feat::SynOut].max(f[Feat::Probes]);
+    let one = f[Feat::MaxAttemptsOneService];
+    let per_second = one >= (window_ns / 1_000_000_000) as f32;
+    if matches!(b, Behaviour::Scan | Behaviour::BruteForce)
+        && f[Feat::LoginAttempts] == 0.0
+        && 2.0 * one > attempts
+        && per_second
+    {
+        Behaviour::Flood
+    } else {
+        b
+    }
+}
+
 /// Whether a window with these errors received something off the device's normal: a
 /// feature of what it received unasked more than `persist` typical errors off.
 fn received_off(errs: &[f32; F], persist: f32) -> bool {
@@ -909,7 +928,8 @@ impl Detector {
                     let b = if role == Some(Role::Target) {
                         Behaviour::Targeted
                     } else {
-                        Behaviour::attack_in(&why).unwrap_or_else(|| Behaviour::of(&why))
+                        let b = Behaviour::attack_in(&why).unwrap_or_else(|| Behaviour::of(&why));
+                        hammered(b, features, self.window_ns)
                     };
                     let severity = Severity::judge(b, s, threshold);
                     if p == Phase::Open {
@@ -1706,5 +1726,48 @@ mod tests {
             "{} <= {loudest_silence}",
             o.score
         );
+    }
+
+    /// What a window of connection attempts was: a SYN flood's unanswered SYNs are probes
+    /// and its attempts on one port "repeated logins", but it is a flood; a scan spreads its
+    /// attempts, a brute force has sessions, and a few refused logins are no flood.
+    #[test]
+    fn attempts_hammering_one_service_without_a_session_are_a_flood() {
+        let f = |pairs: &[(Feat, f32)]| {
+            let mut x = Features::ZERO;
+            for (k, v) in pairs {
+                x[*k] = *v;
+            }
+            x
+        };
+        let w = 10_000_000_000;
+        let flood = f(&[
+            (Feat::SynOut, 5000.0),
+            (Feat::Probes, 4973.0),
+            (Feat::MaxAttemptsOneService, 5000.0),
+        ]);
+        assert_eq!(hammered(Behaviour::Scan, &flood, w), Behaviour::Flood);
+        assert_eq!(hammered(Behaviour::BruteForce, &flood, w), Behaviour::Flood);
+        let scan = f(&[
+            (Feat::SynOut, 1000.0),
+            (Feat::Probes, 997.0),
+            (Feat::MaxAttemptsOneService, 1.0),
+        ]);
+        assert_eq!(hammered(Behaviour::Scan, &scan, w), Behaviour::Scan);
+        let logins = f(&[
+            (Feat::SynOut, 40.0),
+            (Feat::MaxAttemptsOneService, 40.0),
+            (Feat::LoginAttempts, 38.0),
+        ]);
+        assert_eq!(
+            hammered(Behaviour::BruteForce, &logins, w),
+            Behaviour::BruteForce
+        );
+        let refused = f(&[(Feat::SynOut, 3.0), (Feat::MaxAttemptsOneService, 3.0)]);
+        assert_eq!(
+            hammered(Behaviour::BruteForce, &refused, w),
+            Behaviour::BruteForce
+        );
+        assert_eq!(hammered(Behaviour::Tunnel, &flood, w), Behaviour::Tunnel);
     }
 }
