@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
-use super::memory::{Memory, NetPorts, Origin};
+use super::memory::{Memory, NetPorts, Origin, Session};
 use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Peers, Pending, TopPeers};
 pub use crate::device::ArpVerdict;
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
@@ -248,8 +248,14 @@ impl Accumulator {
                 }
                 // sessions (logins, on any port) and the services they are with (novelty)
                 if let Some(conn) = mem.conns.touch(flow, now_s) {
-                    if t.payload_len > 0 && conn.payload(out) {
-                        mem.logins.session(service as u32, now_s);
+                    if t.payload_len > 0 {
+                        match conn.payload(out, t.payload_len) {
+                            Session::Began => {
+                                conn.attempt = mem.logins.session(service as u32, now_s);
+                            }
+                            Session::Grew => mem.logins.grew(service as u32, conn.attempt),
+                            Session::Same => {}
+                        }
                     }
                     // a service the device uses: one it connected to, or, seen mid-stream, the
                     // end with the lower port

@@ -127,7 +127,7 @@ features! {
     Probes "probes" "probes" Count Watch "TCP probes sent: segments of any flags outside the device's connections that got a reset or no answer (SYN, ACK, FIN, NULL, XMAS scans)";
     ProbesSlow "probes_slow" "probes" Count Watch "TCP probes summed over past windows, halving every 10 minutes, zero after 5 quiet minutes (slow scans)";
     MaxAttemptsOneService "max_attempts_one_service" "attempts" Count Watch "most connection attempts to one remote IP and port (repeated logins, or a flood of one service)";
-    LoginAttempts "login_attempts" "attempts" Count Watch "most repeated logins to one remote service, on any port: sessions (connections the device opened that carried a request and a response) begun within 10 s of another";
+    LoginAttempts "login_attempts" "attempts" Count Watch "most repeated logins to one remote service, on any port: sessions (connections the device opened that carried a request and a response, and received at most 16 KB: a download is no login) begun within 10 s of another";
     TcpPayloadOut "tcp_payload_out" "bytes" Bytes Normal "TCP payload bytes sent";
     TcpPayloadIn "tcp_payload_in" "bytes" Bytes Normal "TCP payload bytes received";
     UdpOut "udp_out" "packets" Count Normal "UDP datagrams sent";

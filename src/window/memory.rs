@@ -34,20 +34,53 @@ pub struct Conn {
     pub sent: bool,
     /// The device received payload on it.
     pub got: bool,
+    /// Payload bytes it received on it (saturating).
+    pub got_bytes: u32,
+    /// Its session was counted as a login attempt ([`Logins::session`]).
+    pub attempt: bool,
 }
 
+/// What payload on a connection made of its session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Session {
+    /// Nothing new.
+    Same,
+    /// A connection the device opened carried data both ways for the first time: a session
+    /// (a login attempt at least, whatever the port).
+    Began,
+    /// The session received more than [`LOGIN_MAX_BYTES`]: a download, not a login.
+    Grew,
+}
+
+/// A session that received more than this many payload bytes is no login attempt: an
+/// authentication exchange is small (an SSH session of the brute force in ../shared/data
+/// received 2.3 to 2.4 KB, an FTP or HTTP refusal well under one), while a phone that
+/// fetched two 40 KB pages from one server within a second made two "repeated logins".
+pub const LOGIN_MAX_BYTES: u32 = 16 * 1024;
+
 impl Conn {
-    /// Records payload sent (`out`) or received on this connection; true the first time a
-    /// connection the device opened has carried data both ways: a session (a login attempt
-    /// at least, whatever the port).
-    pub fn payload(&mut self, out: bool) -> bool {
+    /// Records `len` bytes of payload sent (`out`) or received on this connection.
+    pub fn payload(&mut self, out: bool, len: u32) -> Session {
         let before = self.sent && self.got;
         if out {
             self.sent = true;
         } else {
             self.got = true;
+            let was = self.got_bytes;
+            self.got_bytes = self.got_bytes.saturating_add(len);
+            if was <= LOGIN_MAX_BYTES && self.got_bytes > LOGIN_MAX_BYTES {
+                return if self.origin == Origin::Device {
+                    Session::Grew
+                } else {
+                    Session::Same
+                };
+            }
         }
-        self.origin == Origin::Device && !before && self.sent && self.got
+        if self.origin == Origin::Device && !before && self.sent && self.got {
+            Session::Began
+        } else {
+            Session::Same
+        }
     }
 }
 
@@ -115,6 +148,8 @@ impl Conns {
                     origin,
                     sent: false,
                     got: false,
+                    got_bytes: 0,
+                    attempt: false,
                 };
                 i
             }
@@ -185,6 +220,9 @@ struct Service {
     quiet: u32,
     /// Its sessions have repeated (the first one was counted then).
     repeated: bool,
+    /// Its last session grew into a download before it was counted: a repeat after it
+    /// counts only itself.
+    last_grew: bool,
 }
 
 /// Login attempts per remote service, on any port: sessions (connections the device opened
@@ -205,18 +243,22 @@ pub const REPEAT_S: u32 = 10;
 impl Logins {
     const CAP: usize = 16;
 
-    /// A session with `service` began at `now_s`.
-    pub fn session(&mut self, service: u32, now_s: u32) {
+    /// A session with `service` began at `now_s`; true when it counts as a login attempt.
+    pub fn session(&mut self, service: u32, now_s: u32) -> bool {
         let key = service | 1;
         match self.services.iter_mut().find(|s| s.key == key) {
             Some(s) => {
-                if now_s.saturating_sub(s.last_s) <= REPEAT_S {
-                    // the first repeat shows the session before it was an attempt too
-                    let n = if s.repeated { 1 } else { 2 };
+                let repeats = now_s.saturating_sub(s.last_s) <= REPEAT_S;
+                if repeats {
+                    // the first repeat shows the session before it was an attempt too,
+                    // unless that one was a download
+                    let n = if s.repeated || s.last_grew { 1 } else { 2 };
                     s.now = s.now.saturating_add(n);
                     s.repeated = true;
                 }
                 s.last_s = now_s;
+                s.last_grew = false;
+                repeats
             }
             None => {
                 // cannot fail: the table has entries
@@ -231,6 +273,21 @@ impl Logins {
                     quiet: u32::MAX,
                     ..Service::default()
                 };
+                false
+            }
+        }
+    }
+
+    /// A session with `service` received more than [`LOGIN_MAX_BYTES`]: it was a download,
+    /// not a login. Counted as an attempt (`attempt`) in the open window, it is taken back;
+    /// not counted yet, the next repeat does not count it.
+    pub fn grew(&mut self, service: u32, attempt: bool) {
+        let key = service | 1;
+        if let Some(s) = self.services.iter_mut().find(|s| s.key == key) {
+            if attempt {
+                s.now = s.now.saturating_sub(1);
+            } else {
+                s.last_grew = true;
             }
         }
     }
@@ -695,15 +752,39 @@ mod tests {
     fn a_connection_is_a_session_once_data_went_both_ways() {
         let mut c = Conns::default();
         let conn = c.enter(mix(1), 7, Origin::Device, 0);
-        assert!(!conn.payload(true));
-        assert!(!conn.payload(true));
-        assert!(conn.payload(false), "the response");
-        assert!(!conn.payload(true), "one session");
+        assert_eq!(conn.payload(true, 100), Session::Same);
+        assert_eq!(conn.payload(true, 100), Session::Same);
+        assert_eq!(conn.payload(false, 500), Session::Began, "the response");
+        assert_eq!(conn.payload(true, 100), Session::Same, "one session");
+        // a download: the session grows past a login's size once
+        assert_eq!(conn.payload(false, LOGIN_MAX_BYTES), Session::Grew);
+        assert_eq!(conn.payload(false, 1400), Session::Same);
         let theirs = c.enter(mix(2), 7, Origin::Remote, 0);
-        assert!(
-            !theirs.payload(false) && !theirs.payload(true),
+        assert_eq!(theirs.payload(false, 100), Session::Same);
+        assert_eq!(
+            theirs.payload(true, 100),
+            Session::Same,
             "opened by the remote end"
         );
+        assert_eq!(theirs.payload(false, 2 * LOGIN_MAX_BYTES), Session::Same);
+    }
+
+    /// Two pages fetched from one server within a second are no login attempts; two small
+    /// sessions are (both, the first counted when the second shows it repeated); a counted
+    /// session that grows into a download is taken back.
+    #[test]
+    fn downloads_are_no_login_attempts() {
+        let mut l = Logins::default();
+        assert!(!l.session(7, 100));
+        l.grew(7, false);
+        assert!(l.session(7, 101), "a repeat");
+        l.grew(7, true);
+        assert_eq!(l.close(0.5, 30).0, 0.0, "two downloads");
+        let mut l = Logins::default();
+        assert!(!l.session(7, 100));
+        assert!(l.session(7, 104));
+        assert!(l.session(7, 108));
+        assert_eq!(l.close(0.5, 30).0, 3.0, "three small sessions");
     }
 
     #[test]
