@@ -423,3 +423,26 @@ fn a_phone_fetching_pages_is_not_trying_logins() {
     assert!(opened.is_empty(), "false alerts: {opened:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What a source did is what its window shows, not its explanation's first word: a miner
+/// on a network of sixteen devices (seed 5) opens on a new service with one SYN to its pool
+/// and one connection attempt, which read as a scan (one address probed); its window holds
+/// Stratum messages, so it is mining (medium at least), and a miner makes no targets (the
+/// hub it talks to as usual was called the scan's target).
+#[test]
+fn a_miner_is_mining_not_scanning_and_makes_no_targets() {
+    let dir = scratch("gaps-behaviour");
+    let pcap = dir.join("miner.pcap");
+    let miner = "02:10:01:00:00:01";
+    synth(&pcap, 5, 5100, 16, &[&format!("miner@3900+600:{miner}")]);
+    let events = incidents(&pcap);
+    let opens: Vec<_> = events.iter().filter(|e| e["phase"] == "open").collect();
+    assert!(
+        opens.iter().all(|e| e["device"]["mac"] == miner),
+        "only the miner alerts: {opens:?}"
+    );
+    assert_eq!(opens.len(), 1, "{opens:?}");
+    assert_eq!(opens[0]["behaviour"], "mining", "{}", opens[0]);
+    assert_ne!(opens[0]["severity"], "low", "{}", opens[0]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

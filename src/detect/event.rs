@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::device::Device;
+use crate::window::features::{Kind, FEATURES};
 
 /// What an event is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,7 +130,7 @@ impl Behaviour {
     /// What the explanation `why` (largest error first) says the device did.
     pub fn of(why: &[Contribution]) -> Behaviour {
         why.iter()
-            .filter(|c| c.observed > c.expected)
+            .filter(|c| tells(c))
             .find_map(|c| Behaviour::of_feature(&c.feature))
             .unwrap_or(Behaviour::Unusual)
     }
@@ -138,7 +139,7 @@ impl Behaviour {
     /// that is scanned while it floods is flooding.
     pub fn attack_in(why: &[Contribution]) -> Option<Behaviour> {
         why.iter()
-            .filter(|c| c.observed > c.expected)
+            .filter(|c| tells(c))
             .filter_map(|c| Behaviour::of_feature(&c.feature))
             .find(|b| b.attacks())
     }
@@ -167,6 +168,20 @@ impl Behaviour {
             Behaviour::Unusual => "behaving unusually",
         }
     }
+}
+
+/// Whether a part of an explanation says what the device did: its feature went up, and a
+/// count that points to a scan or a flood went up to more than one (one connection attempt
+/// to one address is no scan: a miner's first SYN to its pool read as one).
+fn tells(c: &Contribution) -> bool {
+    let counts = FEATURES
+        .iter()
+        .any(|f| f.name == c.feature && f.kind == Kind::Count);
+    let spreads = matches!(
+        Behaviour::of_feature(&c.feature),
+        Some(Behaviour::Scan | Behaviour::Flood)
+    );
+    c.observed > c.expected && (c.observed > 1.0 || !(counts && spreads))
 }
 
 /// Whose threshold a window was judged against.

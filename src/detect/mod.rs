@@ -401,12 +401,27 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
     }
 }
 
-/// Whether the device is in an open incident as the source of an attack (by its own
-/// explanation: a scan, flood, brute force, tunnel or mining).
+/// Whether the device is in an open incident as the source of an attack on others (by its
+/// own explanation: a scan, flood, brute force or tunnel; a miner's pool is no target, and
+/// the LAN devices it talks to as usual are none either).
 fn attacking(d: &DeviceState) -> bool {
     d.incident.as_ref().is_some_and(|i| {
-        i.role == Some(Role::Source) && i.behaviour.is_some_and(Behaviour::attacks)
+        i.role == Some(Role::Source)
+            && i.behaviour
+                .is_some_and(|b| b.attacks() && b != Behaviour::Mining)
     })
+}
+
+/// What a source did, from what its explanation says (`b`) and the window's features: a
+/// window with crypto-mining messages is mining, whatever came first in the explanation (a
+/// miner's first window: a new service, one SYN); and a scan or brute force that is neither
+/// is a flood ([`hammered`]).
+fn what_it_did(b: Behaviour, f: &Features, window_ns: u64) -> Behaviour {
+    if f[Feat::MiningMsgs] > 0.0 {
+        Behaviour::Mining
+    } else {
+        hammered(b, f, window_ns)
+    }
 }
 
 /// A scan or brute force that is neither: connection attempts at a second or more, at
@@ -856,8 +871,24 @@ impl Detector {
             .incident
             .as_ref()
             .is_some_and(|i| i.role == Some(Role::Target));
-        let explained = (phase.is_some() && closed.is_none()) || (above && in_target);
+        // a source whose incident has not named an attack yet (it opened on a new service)
+        let unnamed = d.incident.as_ref().is_some_and(|i| {
+            i.role == Some(Role::Source) && !i.behaviour.is_some_and(Behaviour::attacks)
+        });
+        let explained = (phase.is_some() && closed.is_none()) || (above && (in_target || unnamed));
         let why = explained.then(|| self.explain(features, &errs, &pred));
+        // an incident that opened unnamed and now reads as an attack says so at once (an
+        // SSH brute force's first window shows a new service, its next ones the logins)
+        let mut phase = phase;
+        if phase.is_none() && unnamed && above {
+            let b = why.as_deref().map(|w| {
+                let b = Behaviour::attack_in(w).unwrap_or_else(|| Behaviour::of(w));
+                what_it_did(b, features, self.window_ns)
+            });
+            if b.is_some_and(Behaviour::attacks) {
+                phase = Some(Phase::Update);
+            }
+        }
         let d = self.devices[slot].as_mut().expect("set above");
         // it sends an attack, by its own explanation, to someone other than `from` (what a
         // target sends its attacker is its answer)
@@ -867,7 +898,6 @@ impl Detector {
         };
         // what the device is in the incident, decided by the window that opened it; a target
         // that attacks others is a source from then on (being someone's target hides no attack)
-        let mut phase = phase;
         let mut recast = false;
         let (role, counterpart) = match (phase, &mut d.incident) {
             (Some(Phase::Open), Some(i)) => {
@@ -929,7 +959,7 @@ impl Detector {
                         Behaviour::Targeted
                     } else {
                         let b = Behaviour::attack_in(&why).unwrap_or_else(|| Behaviour::of(&why));
-                        hammered(b, features, self.window_ns)
+                        what_it_did(b, features, self.window_ns)
                     };
                     let severity = Severity::judge(b, s, threshold);
                     if p == Phase::Open {
@@ -984,7 +1014,7 @@ impl Detector {
     /// incident that received something off its normal (a feature of what it received
     /// unasked more than `persist` typical errors off) in a window since the last call, from
     /// a heaviest sender that is in an open incident as the source of an attack (by its own
-    /// explanation: a scan, flood, brute force, tunnel or mining), is that attack's target:
+    /// explanation: a scan, flood, brute force or tunnel), is that attack's target:
     /// an incident of its own, `targeted` and low (the attacker's alert is the one to act
     /// on), naming the attacker, whatever its own score (a brute force's victim answers as a
     /// server does). It lasts while the attacker still sends it what it does not normally
