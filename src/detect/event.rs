@@ -144,6 +144,17 @@ impl Behaviour {
             .find(|b| b.attacks())
     }
 
+    /// Whether the explanation `why` names an attack by more than one event (a count above
+    /// one, or a feature that is no count): more than one connection attempt to one
+    /// service, for instance, which a miner's first window also shows.
+    pub fn attack_repeated(why: &[Contribution]) -> bool {
+        why.iter().any(|c| {
+            tells(c)
+                && (c.observed > 1.0 || !counts(c))
+                && Behaviour::of_feature(&c.feature).is_some_and(Behaviour::attacks)
+        })
+    }
+
     /// The device does it to others.
     pub fn attacks(self) -> bool {
         matches!(
@@ -174,14 +185,18 @@ impl Behaviour {
 /// count that points to a scan or a flood went up to more than one (one connection attempt
 /// to one address is no scan: a miner's first SYN to its pool read as one).
 fn tells(c: &Contribution) -> bool {
-    let counts = FEATURES
-        .iter()
-        .any(|f| f.name == c.feature && f.kind == Kind::Count);
     let spreads = matches!(
         Behaviour::of_feature(&c.feature),
         Some(Behaviour::Scan | Behaviour::Flood)
     );
-    c.observed > c.expected && (c.observed > 1.0 || !(counts && spreads))
+    c.observed > c.expected && (c.observed > 1.0 || !(counts(c) && spreads))
+}
+
+/// Whether the contribution's feature is a count of events.
+fn counts(c: &Contribution) -> bool {
+    FEATURES
+        .iter()
+        .any(|f| f.name == c.feature && f.kind == Kind::Count)
 }
 
 /// Whose threshold a window was judged against.

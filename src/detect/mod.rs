@@ -181,10 +181,10 @@ struct DeviceState {
     /// Its heaviest sender in the last window in which what it received was off its normal
     /// (see `received_off`), and that window: whom [`Detector::settle`] may find it the
     /// target of.
-    hit: Option<(Peer, u64)>,
-    /// Its addresses, kept while it is in an incident (whom its targets' heaviest senders
-    /// are matched against).
-    ips: heapless::Vec<std::net::IpAddr, 4>,
+    hit: Option<Hit>,
+    /// Its addresses as of its last window (what [`Detector::settle`] matches heaviest
+    /// senders against).
+    ips: heapless::Vec<std::net::IpAddr, { 2 * crate::device::MAX_ADDRS }>,
 }
 
 impl DeviceState {
@@ -401,6 +401,12 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
     }
 }
 
+/// Attack features that a device's answers move too: a resolver answering a DNS tunnel
+/// sends datagrams, a scanned device answers to as many ports as it was probed from. The
+/// other attack features (SYNs, probes, logins, spoofed sources, queries...) are nobody's
+/// answer.
+const ANSWERS: [&str; 3] = ["udp_out", "udp_payload_out", "remote_ports"];
+
 /// Whether the device is in an open incident as the source of an attack on others (by its
 /// own explanation: a scan, flood, brute force or tunnel; a miner's pool is no target, and
 /// the LAN devices it talks to as usual are none either).
@@ -412,12 +418,15 @@ fn attacking(d: &DeviceState) -> bool {
     })
 }
 
-/// What a source did, from what its explanation says (`b`) and the window's features: a
-/// window with crypto-mining messages is mining, whatever came first in the explanation (a
-/// miner's first window: a new service, one SYN); and a scan or brute force that is neither
-/// is a flood ([`hammered`]).
-fn what_it_did(b: Behaviour, f: &Features, window_ns: u64) -> Behaviour {
-    if f[Feat::MiningMsgs] > 0.0 {
+/// What a source did, from what its explanation `why` says and the window's features: a
+/// window with crypto-mining messages and no attack named by more than one event is mining (a miner's first
+/// window: a new service, one SYN); and a scan or brute force that is neither is a flood
+/// ([`hammered`]).
+fn what_it_did(why: &[Contribution], f: &Features, window_ns: u64) -> Behaviour {
+    let b = Behaviour::attack_in(why).unwrap_or_else(|| Behaviour::of(why));
+    // (an attack the explanation names by more than one event stays that attack: one
+    // Stratum line must not turn a scan into mining, which makes no targets)
+    if f[Feat::MiningMsgs] > 0.0 && !Behaviour::attack_repeated(why) {
         Behaviour::Mining
     } else {
         hammered(b, f, window_ns)
@@ -425,13 +434,13 @@ fn what_it_did(b: Behaviour, f: &Features, window_ns: u64) -> Behaviour {
 }
 
 /// A scan or brute force that is neither: connection attempts at a second or more, at
-/// least half of them to one remote service, none of which became a session (a request and
-/// its answer) are a flood of that service (a SYN flood's unanswered SYNs read as probes,
+/// least half of them to one remote service, with no repeated login among them (sessions:
+/// a request and its answer) are a flood of that service (a SYN flood's unanswered SYNs read as probes,
 /// and its thousands of attempts on one port as repeated logins).
 fn hammered(b: Behaviour, f: &Features, window_ns: u64) -> Behaviour {
     let attempts = f[Feat::SynOut].max(f[Feat::Probes]);
     let one = f[Feat::MaxAttemptsOneService];
-    let per_second = one >= (window_ns / 1_000_000_000) as f32;
+    let per_second = one >= window_ns as f32 / 1e9;
     if matches!(b, Behaviour::Scan | Behaviour::BruteForce)
         && f[Feat::LoginAttempts] == 0.0
         && 2.0 * one > attempts
@@ -442,6 +451,35 @@ fn hammered(b: Behaviour, f: &Features, window_ns: u64) -> Behaviour {
         b
     }
 }
+
+/// Whether an attacker's attack may be aimed at device `d`: a scan's at anyone it probed
+/// (`scanned`: what `d` received off its normal was connection attempts or segments it
+/// refused); a brute force's, a flood's or a tunnel's at the one service its incident
+/// names. A bystander that got an ordinary packet from an attacker (the DHCP server of a
+/// brute forcer, the resolver of a scanner) is neither.
+fn aims_at(a: &DeviceState, d: &DeviceState, scanned: bool) -> bool {
+    let Some(i) = a.incident.as_ref() else {
+        return false;
+    };
+    (i.behaviour == Some(Behaviour::Scan) && scanned)
+        || i.counterpart
+            .as_ref()
+            .is_some_and(|c| c.ip.parse().is_ok_and(|ip| d.ips.contains(&ip)))
+}
+
+/// What a device's heaviest sender sent it, in the last window in which what it received
+/// was off its normal (see `received_off`).
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    peer: Peer,
+    window: u64,
+    /// What was off was connection attempts, or segments it refused: it was probed.
+    scanned: bool,
+}
+
+/// Received features that say a device was probed: connection attempts, to many ports or
+/// not, and resets sent (refused segments of an ACK, FIN, NULL or XMAS scan).
+const SCANNED: [Feat; 3] = [Feat::PortsSynIn, Feat::SynIn, Feat::RstOut];
 
 /// Whether a window with these errors received something off the device's normal: a
 /// feature of what it received unasked more than `persist` typical errors off.
@@ -818,7 +856,12 @@ impl Detector {
         // what it received is off its normal, from its heaviest sender
         let hit = peers.inbound.ip.is_some() && received_off(&errs, self.cfg.persist);
         if hit {
-            d.hit = Some((peers.inbound, window));
+            let scanned = SCANNED.iter().any(|f| errs[*f as usize] > self.cfg.persist);
+            d.hit = Some(Hit {
+                peer: peers.inbound,
+                window,
+                scanned,
+            });
         }
         let above = !in_warmup && (s > threshold || alarm);
         // a target's incident lasts while its attacker's does (bursts minutes apart are one
@@ -847,8 +890,9 @@ impl Detector {
             &mut self.incidents,
         );
         let alerting = d.incident.is_some();
-        if alerting {
-            // what its targets' heaviest senders are matched against
+        {
+            // its addresses: what targets' heaviest senders are matched against (all of
+            // the network's, so that an address two devices claim matches neither)
             d.ips.clear();
             let v4 = device
                 .identity
@@ -881,20 +925,26 @@ impl Detector {
         // SSH brute force's first window shows a new service, its next ones the logins)
         let mut phase = phase;
         if phase.is_none() && unnamed && above {
-            let b = why.as_deref().map(|w| {
-                let b = Behaviour::attack_in(w).unwrap_or_else(|| Behaviour::of(w));
-                what_it_did(b, features, self.window_ns)
-            });
+            let b = why
+                .as_deref()
+                .map(|w| what_it_did(w, features, self.window_ns));
             if b.is_some_and(Behaviour::attacks) {
                 phase = Some(Phase::Update);
             }
         }
         let d = self.devices[slot].as_mut().expect("set above");
-        // it sends an attack, by its own explanation, to someone other than `from` (what a
-        // target sends its attacker is its answer)
+        // it sends an attack, by its own explanation: one that no answer produces (SYNs,
+        // probes, logins, spoofed sources...) whoever it goes to, or datagrams to many
+        // ports to someone other than `from` (what a target sends its attacker, the
+        // resolver of a DNS tunnel or a scanned device, is its answer)
         let sends_attack = |from: Option<std::net::IpAddr>| {
-            why.as_deref().and_then(Behaviour::attack_in).is_some()
-                && peers.outbound.ip.is_none_or(|to| Some(to) != from)
+            let why = why.as_deref().unwrap_or_default();
+            let (answers, asks): (Vec<&Contribution>, Vec<&Contribution>) = why
+                .iter()
+                .filter(|c| Behaviour::attack_in(std::slice::from_ref(*c)).is_some())
+                .partition(|c| ANSWERS.contains(&&*c.feature));
+            !asks.is_empty()
+                || (!answers.is_empty() && peers.outbound.ip.is_none_or(|to| Some(to) != from))
         };
         // what the device is in the incident, decided by the window that opened it; a target
         // that attacks others is a source from then on (being someone's target hides no attack)
@@ -958,8 +1008,7 @@ impl Detector {
                     let b = if role == Some(Role::Target) {
                         Behaviour::Targeted
                     } else {
-                        let b = Behaviour::attack_in(&why).unwrap_or_else(|| Behaviour::of(&why));
-                        what_it_did(b, features, self.window_ns)
+                        what_it_did(&why, features, self.window_ns)
                     };
                     let severity = Severity::judge(b, s, threshold);
                     if p == Phase::Open {
@@ -1017,8 +1066,8 @@ impl Detector {
     /// explanation: a scan, flood, brute force or tunnel), is that attack's target:
     /// an incident of its own, `targeted` and low (the attacker's alert is the one to act
     /// on), naming the attacker, whatever its own score (a brute force's victim answers as a
-    /// server does). It lasts while the attacker still sends it what it does not normally
-    /// receive. Only a device that alerts as an attacker makes targets, and a target that
+    /// server does). It lasts while the attacker's incident does. Only a device that alerts
+    /// as an attacker makes targets, and a target that
     /// then attacks by its own explanation becomes a source ([`Detector::on_window_with`]):
     /// being called a target hides nothing.
     ///
@@ -1038,16 +1087,31 @@ impl Detector {
         let mut found = Vec::new();
         for (slot, d) in self.devices.iter().enumerate() {
             let Some(d) = d else { continue };
-            let Some((peer, w)) = d.hit else { continue };
+            let Some(Hit {
+                peer,
+                window: w,
+                scanned,
+            }) = d.hit
+            else {
+                continue;
+            };
             let Some(ip) = peer.ip else { continue };
             if d.incident.is_some() || w < from || w < learned {
                 continue;
             }
-            let by = self
+            // the sender is the device that alone claims its address (one that also
+            // claimed a busy server's, by one spoofed frame, makes none of its targets)
+            let mut claims = self
                 .devices
                 .iter()
                 .flatten()
-                .find(|a| a.mac != d.mac && attacking(a) && a.ips.contains(&ip));
+                .filter(|a| a.ips.contains(&ip));
+            let by = match (claims.next(), claims.next()) {
+                (Some(a), None) if a.mac != d.mac && attacking(a) && aims_at(a, d, scanned) => {
+                    Some(a)
+                }
+                _ => None,
+            };
             if let Some(a) = by {
                 let b = a.incident.as_ref().and_then(|i| i.behaviour);
                 found.push((slot, peer, w, a.mac, b.unwrap_or(Behaviour::Unusual)));

@@ -113,7 +113,7 @@ type Index = IndexMap<Mac, DeviceId, Keyed, MAX_DEVICES>;
 pub type DeviceId = u16;
 
 /// Addresses remembered per device and family.
-const MAX_ADDRS: usize = 4;
+pub const MAX_ADDRS: usize = 4;
 
 /// Who a device is, as far as its traffic tells. Strings come from the network: they are
 /// bounded, and non-printable characters are replaced, but they are still untrusted text.

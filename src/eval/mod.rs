@@ -468,6 +468,7 @@ pub fn evaluate(
     let mut benign_windows = 0u64;
     let mut victims = BTreeSet::new();
     let mut not_attackers = BTreeSet::new();
+    let mut any_victims = BTreeSet::new();
     // the ablation's events (the model's wait in the engine); its detector is not the
     // engine's, so it settles (finds attackers' targets) when each window of the network
     // begins, as the engine does for the model
@@ -523,16 +524,22 @@ pub fn evaluate(
         if attacker.is_none() {
             not_attackers.insert(dev.mac);
         }
+        if victim {
+            any_victims.insert(dev.mac);
+        }
         ablation_events.extend(oa.events.iter().cloned());
-        for (t, score, alerting, open) in [
-            (&mut tm, om.score, om.alerting, opened(om)),
-            (&mut ta, oa.score, oa.alerting, opened(&oa)),
+        // (the detectors' false alerts are counted from their events, below: a target found
+        // once every window of a period was scored is in no window's outcome)
+        for (t, score, alerting, open, own_false_alerts) in [
+            (&mut tm, om.score, om.alerting, opened(om), false),
+            (&mut ta, oa.score, oa.alerting, opened(&oa), false),
             (
                 &mut tb,
                 ob.score,
                 ob.alerting,
                 ob.opened
                     .then(|| ob.feature.iter().map(|f| f.to_string()).collect()),
+                true,
             ),
         ] {
             match attacker {
@@ -566,7 +573,7 @@ pub fn evaluate(
                 None => {
                     if after_learning {
                         t.neg.push(score);
-                        if open.is_some() {
+                        if open.is_some() && own_false_alerts {
                             t.false_alerts += 1;
                         }
                     }
@@ -582,8 +589,9 @@ pub fn evaluate(
         return Err(d.to_string());
     }
     ablation.settle(&mut ablation_events);
-    // victims: every incident opened on one after learning, as a target (naming an
-    // attacker or not) or otherwise
+    // every incident opened after learning: on a device that is neither attacker nor
+    // victim a false alert; on a victim, as a target (naming an attacker or not) or
+    // otherwise
     let learned_s = (first_window + u64::from(learning)) * window_ns / 1_000_000_000;
     for (t, events) in [
         (&mut tm, engine.drain_events().collect::<Vec<_>>()),
@@ -593,6 +601,13 @@ pub fn evaluate(
             let Some(mac) = Mac::parse(&e.device.mac) else {
                 continue;
             };
+            if e.window_start_epoch >= learned_s
+                && not_attackers.contains(&mac)
+                && !any_victims.contains(&mac)
+            {
+                t.false_alerts += 1;
+                continue;
+            }
             if !victims.contains(&mac)
                 || !not_attackers.contains(&mac)
                 || e.window_start_epoch < learned_s

@@ -36,8 +36,9 @@ pub struct Conn {
     pub got: bool,
     /// Payload bytes it received on it (saturating).
     pub got_bytes: u32,
-    /// Its session was counted as a login attempt ([`Logins::session`]).
-    pub attempt: bool,
+    /// Its session was counted as a login attempt in this window of the device's (the
+    /// [`Logins::epoch`] then, plus one; 0: not counted).
+    pub attempt: u32,
 }
 
 /// What payload on a connection made of its session.
@@ -149,7 +150,7 @@ impl Conns {
                     sent: false,
                     got: false,
                     got_bytes: 0,
-                    attempt: false,
+                    attempt: 0,
                 };
                 i
             }
@@ -223,6 +224,9 @@ struct Service {
     /// Its last session grew into a download before it was counted: a repeat after it
     /// counts only itself.
     last_grew: bool,
+    /// The session before the first repeat was counted with it, in this window: the next
+    /// uncounted session of the service that grows is taken to be that one.
+    retro: bool,
 }
 
 /// Login attempts per remote service, on any port: sessions (connections the device opened
@@ -234,6 +238,8 @@ struct Service {
 #[derive(Clone, Debug, Default)]
 pub struct Logins {
     services: [Service; Logins::CAP],
+    /// Windows closed so far (which window a counted session was counted in).
+    epoch: u32,
 }
 
 /// A session that begins within this many seconds of the previous one with the same
@@ -243,22 +249,29 @@ pub const REPEAT_S: u32 = 10;
 impl Logins {
     const CAP: usize = 16;
 
-    /// A session with `service` began at `now_s`; true when it counts as a login attempt.
-    pub fn session(&mut self, service: u32, now_s: u32) -> bool {
+    /// A session with `service` began at `now_s`; when it counts as a login attempt, the
+    /// window it counted in (for [`Conn::attempt`]: the epoch plus one), else 0.
+    pub fn session(&mut self, service: u32, now_s: u32) -> u32 {
         let key = service | 1;
+        let epoch = self.epoch.wrapping_add(1).max(1);
         match self.services.iter_mut().find(|s| s.key == key) {
             Some(s) => {
                 let repeats = now_s.saturating_sub(s.last_s) <= REPEAT_S;
                 if repeats {
                     // the first repeat shows the session before it was an attempt too,
                     // unless that one was a download
-                    let n = if s.repeated || s.last_grew { 1 } else { 2 };
-                    s.now = s.now.saturating_add(n);
+                    let retro = !s.repeated && !s.last_grew;
+                    s.now = s.now.saturating_add(if retro { 2 } else { 1 });
+                    s.retro |= retro;
                     s.repeated = true;
                 }
                 s.last_s = now_s;
                 s.last_grew = false;
-                repeats
+                if repeats {
+                    epoch
+                } else {
+                    0
+                }
             }
             None => {
                 // cannot fail: the table has entries
@@ -273,20 +286,26 @@ impl Logins {
                     quiet: u32::MAX,
                     ..Service::default()
                 };
-                false
+                0
             }
         }
     }
 
     /// A session with `service` received more than [`LOGIN_MAX_BYTES`]: it was a download,
-    /// not a login. Counted as an attempt (`attempt`) in the open window, it is taken back;
-    /// not counted yet, the next repeat does not count it.
-    pub fn grew(&mut self, service: u32, attempt: bool) {
+    /// not a login. Counted as an attempt in the open window (`attempt`, from
+    /// [`Logins::session`]), or counted with the first repeat there, it is taken back;
+    /// counted in a window already closed, it stays; not counted, the next repeat does not
+    /// count it.
+    pub fn grew(&mut self, service: u32, attempt: u32) {
         let key = service | 1;
+        let epoch = self.epoch.wrapping_add(1).max(1);
         if let Some(s) = self.services.iter_mut().find(|s| s.key == key) {
-            if attempt {
+            if attempt == epoch {
                 s.now = s.now.saturating_sub(1);
-            } else {
+            } else if attempt == 0 && s.retro {
+                s.now = s.now.saturating_sub(1);
+                s.retro = false;
+            } else if attempt == 0 {
                 s.last_grew = true;
             }
         }
@@ -297,6 +316,7 @@ impl Logins {
     /// service without a repeated session for `quiet` windows reads zero: its attempts
     /// stopped).
     pub fn close(&mut self, decay: f32, quiet: u32) -> (f32, f32) {
+        self.epoch = self.epoch.wrapping_add(1);
         let (mut fast, mut slow) = (0f32, 0f32);
         for s in self.services.iter_mut().filter(|s| s.key != 0) {
             s.sum += f32::from(s.now);
@@ -310,6 +330,7 @@ impl Logins {
                 slow = slow.max(s.sum);
             }
             s.now = 0;
+            s.retro = false;
             s.sum *= decay;
             if s.sum < super::SLOW_ZERO {
                 s.sum = 0.0;
@@ -775,16 +796,33 @@ mod tests {
     #[test]
     fn downloads_are_no_login_attempts() {
         let mut l = Logins::default();
-        assert!(!l.session(7, 100));
-        l.grew(7, false);
-        assert!(l.session(7, 101), "a repeat");
-        l.grew(7, true);
-        assert_eq!(l.close(0.5, 30).0, 0.0, "two downloads");
+        assert_eq!(l.session(7, 100), 0);
+        l.grew(7, 0);
+        let a = l.session(7, 101);
+        assert_ne!(a, 0, "a repeat");
+        l.grew(7, a);
+        assert_eq!(
+            l.close(0.5, 30).0,
+            0.0,
+            "two downloads, one after the other"
+        );
+        // a browser's parallel downloads: the first is counted with the first repeat
         let mut l = Logins::default();
-        assert!(!l.session(7, 100));
-        assert!(l.session(7, 104));
-        assert!(l.session(7, 108));
+        let first = l.session(7, 200);
+        let (b, c) = (l.session(7, 200), l.session(7, 200));
+        for a in [first, b, c] {
+            l.grew(7, a);
+        }
+        assert_eq!(l.close(0.5, 30).0, 0.0, "three downloads at once");
+        let mut l = Logins::default();
+        assert_eq!(l.session(7, 100), 0);
+        assert_ne!(l.session(7, 104), 0);
+        let late = l.session(7, 108);
         assert_eq!(l.close(0.5, 30).0, 3.0, "three small sessions");
+        // a session counted in a closed window that grows now takes nothing from this one
+        assert_ne!(l.session(7, 110), 0);
+        l.grew(7, late);
+        assert_eq!(l.close(0.5, 30).0, 1.0);
     }
 
     #[test]
