@@ -258,6 +258,7 @@ fn a_flood_of_new_macs_keeps_memory_flat_and_learned_devices_learned() {
     std::thread::sleep(Duration::from_secs(2));
     let (_, clean, log) = d.terminate();
     assert!(clean, "{log}");
+    eprintln!("RSS after 2,000 new MACs {rss1} kB, after 4,000 {rss2} kB");
     assert!(
         rss2 <= rss1 + 1024,
         "RSS after 2,000 new MACs {rss1} kB, after 4,000 {rss2} kB"

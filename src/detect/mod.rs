@@ -663,6 +663,7 @@ impl Detector {
         let mut pred = [0f32; F];
         model.step(&mut state, &silent, &mut pred, &mut scratch);
         model.memoize_input(&mut scratch, &silent);
+        let parked = cfg.parked_devices;
         Detector {
             floors,
             silent,
@@ -673,7 +674,9 @@ impl Detector {
             queue: Vec::with_capacity(capacity),
             queued_window: 0,
             newcomer: (state, pred),
-            parked: Vec::new(),
+            // at most `parked_devices`, reserved once: a MAC flood that fills it grows no
+            // buffer (each doubling copied the whole list, a megabyte at a time)
+            parked: Vec::with_capacity(parked),
             first_window: None,
             window_ns,
             incidents: 0,
