@@ -893,9 +893,10 @@ impl Detector {
             &mut self.incidents,
         );
         let alerting = d.incident.is_some();
-        {
+        if !silent || d.ips.is_empty() {
             // its addresses: what targets' heaviest senders are matched against (all of
-            // the network's, so that an address two devices claim matches neither)
+            // the network's, so that an address two devices claim matches neither); only
+            // a window with packets can have changed them
             d.ips.clear();
             let v4 = device
                 .identity
