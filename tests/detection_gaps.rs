@@ -401,9 +401,15 @@ fn a_target_that_attacks_others_is_alerted_as_their_attacker() {
 /// now counts as three. Nothing on the network attacks, and nothing alerts.
 #[test]
 fn a_habit_seen_while_learning_is_no_anomaly_when_it_becomes_frequent() {
-    let dir = scratch("gaps-rare-habit");
+    nothing_alerts_on_a_benign_network("gaps-rare-habit", 3, 8);
+}
+
+/// Two hours of a synthesized network of `devices` (seed `seed`) in which nothing attacks:
+/// no incident opens.
+fn nothing_alerts_on_a_benign_network(name: &str, seed: u64, devices: u32) {
+    let dir = scratch(name);
     let pcap = dir.join("benign.pcap");
-    synth(&pcap, 3, 7200, 8, &[]);
+    synth(&pcap, seed, 7200, devices, &[]);
     let opened = alerts(&pcap);
     assert!(opened.is_empty(), "false alerts: {opened:?}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -416,12 +422,7 @@ fn a_habit_seen_while_learning_is_no_anomaly_when_it_becomes_frequent() {
 /// brute forces of the other tests (and of ../shared/data) are still alerted as logins.
 #[test]
 fn a_phone_fetching_pages_is_not_trying_logins() {
-    let dir = scratch("gaps-pages");
-    let pcap = dir.join("benign.pcap");
-    synth(&pcap, 31, 7200, 16, &[]);
-    let opened = alerts(&pcap);
-    assert!(opened.is_empty(), "false alerts: {opened:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
+    nothing_alerts_on_a_benign_network("gaps-pages", 31, 16);
 }
 
 /// What a source did is what its window shows, not its explanation's first word: a miner
