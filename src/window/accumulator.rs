@@ -122,7 +122,8 @@ impl Accumulator {
             Net::Arp(a) => self.arp(&a, out),
             Net::Ip { src, dst, fragment } => {
                 let remote = if out { dst } else { src };
-                if out {
+                // a client without an address yet (DHCP from 0.0.0.0) spoofs nothing
+                if out && !src.is_unspecified() {
                     self.src_ips_out.insert(hash_ip(&src));
                 }
                 self.ip(&remote, out, fragment);

@@ -384,5 +384,11 @@ mod tests {
             one.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out, mem, net);
         }
         assert_eq!(one.close(mem, 10_000_000_000)[Feat::SrcIpsOut], 1.0);
+        // a camera that rejoins the Wi-Fi asks DHCP from 0.0.0.0, then uploads from its
+        // address: one source address, not a spoofed second one
+        let mut rejoined = Accumulator::default();
+        rejoined.add(&ssh_syn(0, [0, 0, 0, 0]), Direction::Out, mem, net);
+        rejoined.add(&ssh_syn(0, [192, 168, 1, 7]), Direction::Out, mem, net);
+        assert_eq!(rejoined.close(mem, 10_000_000_000)[Feat::SrcIpsOut], 1.0);
     }
 }
