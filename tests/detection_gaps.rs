@@ -447,3 +447,57 @@ fn a_miner_is_mining_not_scanning_and_makes_no_targets() {
     assert_ne!(opens[0]["severity"], "low", "{}", opens[0]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A camera streaming to its cloud that answers a brute force is its target, not a source:
+/// its heaviest peer stays the cloud, and its answers (a small packet per prompt, one
+/// remote port per connection it accepted) outweighed the connections it received. An FTP
+/// brute force and a telnet one, each on a camera of a twelve-device network; before, the
+/// FTP victim alerted as a scan, medium, and the telnet one as a source naming its cloud.
+#[test]
+fn a_chatty_camera_answering_logins_is_their_target() {
+    let dir = scratch("gaps-chatty-target");
+    let pcap = dir.join("chatty.pcap");
+    // (attacker, its victim: the next device, a camera)
+    let pairs = [
+        (
+            "ftp-brute@3900+120",
+            "02:10:03:00:00:07",
+            "02:10:00:00:00:08",
+        ),
+        (
+            "telnet-brute@4500+120",
+            "02:10:03:00:00:0b",
+            "02:10:00:00:00:00",
+        ),
+    ];
+    let specs: Vec<String> = pairs.iter().map(|(k, a, _)| format!("{k}:{a}")).collect();
+    let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
+    synth(&pcap, 9, 5100, 12, &specs);
+    let events = incidents(&pcap);
+    for (kind, attacker, victim) in pairs {
+        let of = |mac: &str| -> Vec<&serde_json::Value> {
+            events
+                .iter()
+                .filter(|e| e["device"]["mac"] == mac && e["phase"] != "close")
+                .collect()
+        };
+        let a = of(attacker);
+        assert!(
+            a.first()
+                .is_some_and(|e| e["role"] == "source" && e["behaviour"] == "brute-force"),
+            "{kind}: the attacker: {a:?}"
+        );
+        let ip = a[0]["device"]["ipv4"][0].as_str().unwrap();
+        let v = of(victim);
+        assert!(!v.is_empty(), "{kind}: the victim is not alerted");
+        for e in v {
+            assert_eq!(e["role"], "target", "{kind}: {e}");
+            assert_eq!(e["behaviour"], "targeted", "{kind}: {e}");
+            assert_eq!(
+                e["counterpart"]["ip"], ip,
+                "{kind}: the attacker is not named: {e}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -372,11 +372,13 @@ const RECEIVED: [Feat; 12] = [
 ];
 
 /// Whether a window with these errors makes the device the anomaly's target: its `n`
-/// largest errors weigh more on what it received unasked than on anything else, or the
-/// window is a conversation with one peer (the heaviest each way) that kept opening
-/// connections to it (a brute-force victim answering its attacker moves mostly its own
-/// outgoing features), or it received far more than it sent (a flood's victim).
-fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
+/// largest errors weigh more on what it received unasked than on anything else, or its
+/// heaviest sender kept opening connections to it, which it does not normally receive
+/// (more than `persist` typical errors off) or which were the whole conversation (the
+/// heaviest peer each way): a brute-force victim answering its attacker moves mostly its
+/// own outgoing features, and a chatty camera's heaviest peer stays its cloud; or it
+/// received far more than it sent (a flood's victim).
+fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers, persist: f32) -> Role {
     let mut order: Vec<usize> = (0..F).collect();
     order.sort_by(|&a, &b| errs[b].total_cmp(&errs[a]).then(a.cmp(&b)));
     let (mut received, mut other) = (0f32, 0f32);
@@ -388,7 +390,7 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
         }
     }
     let opened_to_it = peers.inbound.ip.is_some()
-        && peers.inbound.ip == peers.outbound.ip
+        && (peers.inbound.ip == peers.outbound.ip || errs[Feat::SynIn as usize] > persist)
         && f[Feat::SynIn] >= 3.0
         && f[Feat::SynIn] > 2.0 * f[Feat::SynOut];
     // a flood's victim receives far more than it sends (TCP acknowledges at least every
@@ -406,6 +408,20 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers) -> Role {
 /// other attack features (SYNs, probes, logins, spoofed sources, queries...) are nobody's
 /// answer.
 const ANSWERS: [&str; 3] = ["udp_out", "udp_payload_out", "remote_ports"];
+
+/// Whether an explanation's answer feature (see [`ANSWERS`]) is no more than what the
+/// window received asks for: remote ports beyond the ones it was expected to use (rounded
+/// up) at most the connection attempts and datagrams received (a server answers each
+/// client port), datagrams sent no more than
+/// received. A chatty camera whose heaviest peer is its cloud answers an FTP brute force's
+/// twenty connections from twenty ports.
+fn answered(c: &Contribution, f: &Features) -> bool {
+    match &*c.feature {
+        "remote_ports" => c.observed <= c.expected.ceil() + f[Feat::SynIn] + f[Feat::UdpIn],
+        "udp_out" | "udp_payload_out" => f[Feat::UdpOut] <= f[Feat::UdpIn],
+        _ => false,
+    }
+}
 
 /// Whether the device is in an open incident as the source of an attack on others (by its
 /// own explanation: a scan, flood, brute force or tunnel; a miner's pool is no target, and
@@ -962,15 +978,15 @@ impl Detector {
                 .iter()
                 .filter(|c| Behaviour::attack_in(std::slice::from_ref(*c)).is_some())
                 .partition(|c| ANSWERS.contains(&&*c.feature));
-            !asks.is_empty()
-                || (!answers.is_empty() && peers.outbound.ip.is_none_or(|to| Some(to) != from))
+            let to_from = peers.outbound.ip.is_some_and(|to| Some(to) == from);
+            !asks.is_empty() || answers.iter().any(|c| !to_from && !answered(c, features))
         };
         // what the device is in the incident, decided by the window that opened it; a target
         // that attacks others is a source from then on (being someone's target hides no attack)
         let mut recast = false;
         let (role, counterpart) = match (phase, &mut d.incident) {
             (Some(Phase::Open), Some(i)) => {
-                let mut r = role_of(&errs, self.cfg.explain, features, peers);
+                let mut r = role_of(&errs, self.cfg.explain, features, peers, self.cfg.persist);
                 if r == Role::Target && sends_attack(peers.inbound.ip) {
                     r = Role::Source;
                 }

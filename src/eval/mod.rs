@@ -271,6 +271,8 @@ pub struct Scores {
     pub targets_naming_the_attacker: usize,
     /// Incidents opened on victims that do not call them targets.
     pub victim_alerts_not_as_target: usize,
+    /// The victims not alerted on as targets, by MAC.
+    pub victims_missed: Vec<String>,
 }
 
 /// Results on one capture.
@@ -363,7 +365,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn finish(self, attacks: &[Attack], benign_hours: f64) -> Scores {
+    fn finish(self, attacks: &[Attack], benign_hours: f64, victims: &BTreeSet<Mac>) -> Scores {
         let delays: Vec<f64> = self
             .first_alert
             .iter()
@@ -391,6 +393,10 @@ impl Tally {
                 .next()
                 .map(|(_, f)| f.clone())
                 .unwrap_or_default(),
+            victims_missed: victims
+                .difference(&self.targets)
+                .map(|m| m.to_string())
+                .collect(),
             victims_alerted_as_targets: self.targets.len(),
             targets_naming_the_attacker: self.naming.len(),
             victim_alerts_not_as_target: self.not_as_target,
@@ -654,9 +660,9 @@ pub fn evaluate(
         benign_device_hours: hours,
         victims: victims.len(),
         finetuned,
-        model: tm.finish(&c.attacks, hours),
-        ablation: ta.finish(&c.attacks, hours),
-        baseline: tb.finish(&c.attacks, hours),
+        model: tm.finish(&c.attacks, hours, &victims),
+        ablation: ta.finish(&c.attacks, hours, &victims),
+        baseline: tb.finish(&c.attacks, hours, &victims),
     })
 }
 
