@@ -9,21 +9,30 @@ use common::{ok, s, scratch, synth};
 /// Start of every synthesized capture (2024-01-01T00:00:00Z).
 const T0: u64 = 1_704_067_200;
 
-/// An alert (an incident opening) as `iotad replay --json` prints it.
+/// An alert (an incident opening, or one recast from target to source) as `iotad replay
+/// --json` prints it.
 #[derive(Debug)]
 struct Alert {
     mac: String,
     /// Seconds after the capture's start.
     at: u64,
     features: Vec<String>,
+    /// "source" or "target".
+    role: String,
+    /// The counterpart's address ("" for none).
+    counterpart: String,
 }
 
-/// The incidents opened when `pcap` is replayed with the built-in model.
+/// The incidents opened when `pcap` is replayed with the built-in model, and the targets'
+/// incidents recast as sources (a device scanned, then scanning, is updated, not opened).
 fn alerts(pcap: &std::path::Path) -> Vec<Alert> {
     ok(&["replay", s(pcap), "--json"])
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|e| e["kind"] == "anomaly" && e["phase"] == "open")
+        .filter(|e| {
+            e["kind"] == "anomaly"
+                && (e["phase"] == "open" || (e["phase"] == "update" && e["role"] == "source"))
+        })
         .map(|e| Alert {
             mac: e["device"]["mac"].as_str().unwrap().to_string(),
             at: e["window_start_epoch"].as_u64().unwrap() - T0,
@@ -33,6 +42,11 @@ fn alerts(pcap: &std::path::Path) -> Vec<Alert> {
                 .iter()
                 .map(|c| c["feature"].as_str().unwrap().to_string())
                 .collect(),
+            role: e["role"].as_str().unwrap_or_default().to_string(),
+            counterpart: e["counterpart"]["ip"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         })
         .collect()
 }
@@ -70,7 +84,10 @@ fn judge(
 }
 
 /// Scans without a SYN (FIN, NULL, XMAS, ACK), a probe every 20 s, each from another device
-/// after an hour of learning: a handful of probes must be enough.
+/// after an hour of learning: a handful of probes must be enough. Each victim, which
+/// barely notices a probe every 20 s (one reset sent), is the target of its scanner as soon
+/// as the scanner alerts, by the segments it refused (before: never alerted); the hub,
+/// scanned first and scanning next, is recast from target to source.
 #[test]
 fn scans_of_every_flag_combination_are_alerted() {
     let dir = scratch("gaps-scans");
@@ -81,6 +98,12 @@ fn scans_of_every_flag_combination_are_alerted() {
         ("02:10:00:00:00:04", 5100), // camera-4, XMAS scan of plug-5
         ("02:10:01:00:00:05", 5700), // plug-5, ACK scan of camera-0
     ];
+    let victims = [
+        "02:10:02:00:00:02",
+        "02:10:03:00:00:03",
+        "02:10:01:00:00:05",
+        "02:10:00:00:00:00",
+    ];
     let kinds = ["fin-scan", "null-scan", "xmas-scan", "ack-scan"];
     let specs: Vec<String> = kinds
         .iter()
@@ -89,14 +112,33 @@ fn scans_of_every_flag_combination_are_alerted() {
         .collect();
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
     synth(&pcap, 21, 6300, 6, &specs);
+    let alerts = alerts(&pcap);
     // within two minutes: six probes at most
     judge(
-        &alerts(&pcap),
+        &alerts,
         &attackers,
-        &[],
+        &victims,
         120,
         &["probes", "probes_slow"],
     );
+    for ((attacker, start), victim) in attackers.into_iter().zip(victims) {
+        let ip = ok(&["synth", "--list-devices", "--devices", "6", "--seed", "21"])
+            .lines()
+            .find(|l| l.starts_with(attacker))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap()
+            .to_string();
+        let target = alerts
+            .iter()
+            .find(|a| a.mac == victim && a.at + 10 > start)
+            .unwrap_or_else(|| panic!("{victim}, scanned by {attacker}, is not alerted"));
+        assert_eq!(target.role, "target", "{target:?}");
+        assert_eq!(
+            target.counterpart, ip,
+            "the scanner is not named: {target:?}"
+        );
+        assert!(target.at < start + 120, "{target:?}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

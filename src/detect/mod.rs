@@ -33,7 +33,7 @@ use crate::device::Device;
 use crate::export::Rfc3339;
 use crate::model::{Model, Scratch, State, MAX_BATCH};
 use crate::window::features::{Feat, Tolerance, F, FEATURES};
-use crate::window::{Features, Peer, Peers};
+use crate::window::{Features, Peer, Peers, Refused};
 use crate::wire::Mac;
 
 /// Detection settings: the `detect` section of the configuration file.
@@ -182,6 +182,9 @@ struct DeviceState {
     /// (see `received_off`), and that window: whom [`Detector::settle`] may find it the
     /// target of.
     hit: Option<Hit>,
+    /// The stations whose segments it refused in the last window in which it refused any,
+    /// and that window: a scanner among them makes it a target (see [`Detector::settle`]).
+    refused: Option<(u64, Refused)>,
     /// Its addresses as of its last window (what [`Detector::settle`] matches heaviest
     /// senders against).
     ips: heapless::Vec<std::net::IpAddr, { 2 * crate::device::MAX_ADDRS }>,
@@ -214,6 +217,7 @@ impl DeviceState {
             mean_n: 0,
             alarms_learned: 0,
             hit: None,
+            refused: None,
             ips: heapless::Vec::new(),
         }
     }
@@ -897,6 +901,9 @@ impl Detector {
                 scanned,
             });
         }
+        if peers.refused != Refused::default() {
+            d.refused = Some((window, peers.refused));
+        }
         let above = !in_warmup && (s > threshold || alarm);
         // a target's incident lasts while its attacker's does (bursts minutes apart are one
         // brute force), or, with no attacker known to be alerting, while the attacker still
@@ -1122,38 +1129,45 @@ impl Detector {
         let mut found = Vec::new();
         for (slot, d) in self.devices.iter().enumerate() {
             let Some(d) = d else { continue };
-            let Some(Hit {
-                peer,
-                window: w,
-                scanned,
-            }) = d.hit
-            else {
-                continue;
-            };
-            let Some(ip) = peer.ip else { continue };
-            if d.incident.is_some() || w < from || w < learned {
+            if d.incident.is_some() {
                 continue;
             }
-            // the sender is the device that alone claims its address (one that also
-            // claimed a busy server's, by one spoofed frame, makes none of its targets)
-            let mut claims = self
-                .devices
-                .iter()
-                .flatten()
-                .filter(|a| a.ips.contains(&ip));
-            let by = match (claims.next(), claims.next()) {
-                (Some(a), None) if a.mac != d.mac && attacking(a) && aims_at(a, d, scanned) => {
-                    Some(a)
+            // its heaviest sender, when what it received was off its normal; then each
+            // station whose segments it refused (a refused segment is a probe: scanned)
+            let hit = d.hit.map(|h| (h.peer, h.window, h.scanned, false));
+            let refused = d.refused.into_iter().flat_map(|(w, r)| {
+                r.peers()
+                    .map(move |p| (p, w, true, true))
+                    .collect::<Vec<_>>()
+            });
+            for (peer, w, scanned, refusal) in hit.into_iter().chain(refused) {
+                let Some(ip) = peer.ip else { continue };
+                if w < from || w < learned {
+                    continue;
                 }
-                _ => None,
-            };
-            if let Some(a) = by {
-                let b = a.incident.as_ref().and_then(|i| i.behaviour);
-                found.push((slot, peer, w, a.mac, b.unwrap_or(Behaviour::Unusual)));
+                // the sender is the device that alone claims its address (one that also
+                // claimed a busy server's, by one spoofed frame, makes none of its targets)
+                let mut claims = self
+                    .devices
+                    .iter()
+                    .flatten()
+                    .filter(|a| a.ips.contains(&ip));
+                let by = match (claims.next(), claims.next()) {
+                    (Some(a), None) if a.mac != d.mac && attacking(a) && aims_at(a, d, scanned) => {
+                        Some(a)
+                    }
+                    _ => None,
+                };
+                if let Some(a) = by {
+                    let b = a.incident.as_ref().and_then(|i| i.behaviour);
+                    let b = b.unwrap_or(Behaviour::Unusual);
+                    found.push((slot, peer, w, a.mac, b, refusal));
+                    break;
+                }
             }
         }
         let population = self.threshold_for_new();
-        for (slot, peer, w, attacker, did) in found {
+        for (slot, peer, w, attacker, did, refusal) in found {
             self.incidents += 1;
             self.stats.opened[Severity::Low as usize] += 1;
             let id = self.incidents;
@@ -1192,7 +1206,12 @@ impl Detector {
                 behaviour: Some(Behaviour::Targeted),
                 explanation: Vec::new(),
                 detail: Some(format!(
-                    "its heaviest sender is {attacker} ({ip}), which is {}",
+                    "{} {attacker} ({ip}), which is {}",
+                    if refusal {
+                        "it refused segments from"
+                    } else {
+                        "its heaviest sender is"
+                    },
                     did.words()
                 )),
                 role: Some(Role::Target),

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
 use super::memory::{Memory, NetPorts, Origin, Session};
-use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Peers, Pending, TopPeers};
+use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Peers, Pending, Refused, TopPeers};
 pub use crate::device::ArpVerdict;
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
 
@@ -40,6 +40,7 @@ pub struct Accumulator {
     /// The heaviest remote stations each way (for naming an anomaly's counterpart).
     peers_in: TopPeers,
     peers_out: TopPeers,
+    refused: Refused,
     pending: Pending,
     /// Probes answered by a reset.
     probes_reset: u32,
@@ -283,6 +284,7 @@ impl Accumulator {
                     }
                     if t.is_rst() {
                         sums[RstOut] += 1.0;
+                        self.refused.add(*remote);
                     }
                 } else {
                     sums[TcpIn] += 1.0;
@@ -389,6 +391,7 @@ impl Accumulator {
         Peers {
             inbound: self.peers_in.top(),
             outbound: self.peers_out.top(),
+            refused: self.refused,
         }
     }
 

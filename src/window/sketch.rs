@@ -166,6 +166,46 @@ pub struct Peers {
     pub inbound: Peer,
     /// The station the device sent the most packets to (the remote port).
     pub outbound: Peer,
+    /// The first few stations whose TCP segments the device refused (it answered them with
+    /// a reset): a probe of a closed port, whatever its flags, is refused, so a scan's
+    /// targets know their scanner even when it is not their heaviest sender (a camera
+    /// streaming to its cloud, probed once every twenty seconds).
+    pub refused: Refused,
+}
+
+/// Distinct remote addresses, at most [`Refused::CAP`], in the order first seen, each with
+/// the segments refused to it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refused([Option<(std::net::IpAddr, u32)>; Refused::CAP]);
+
+impl Refused {
+    pub const CAP: usize = 4;
+
+    /// Counts a segment refused to `ip` (a new address once the list is full is not kept).
+    pub fn add(&mut self, ip: std::net::IpAddr) {
+        for slot in self.0.iter_mut() {
+            match slot {
+                Some((a, n)) if *a == ip => {
+                    *n = n.saturating_add(1);
+                    return;
+                }
+                Some(_) => {}
+                None => {
+                    *slot = Some((ip, 1));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The stations refused, as peers (no port: a scan's probes go to many).
+    pub fn peers(&self) -> impl Iterator<Item = Peer> + '_ {
+        self.0.iter().flatten().map(|&(ip, packets)| Peer {
+            ip: Some(ip),
+            port: None,
+            packets,
+        })
+    }
 }
 
 /// Connection attempts waiting for an answer, by flow hash; a fixed table whose overflow is
