@@ -33,7 +33,7 @@ use crate::device::Device;
 use crate::export::Rfc3339;
 use crate::model::{Model, Scratch, State, MAX_BATCH};
 use crate::window::features::{Feat, Tolerance, F, FEATURES};
-use crate::window::{Features, Peer, Peers, Refused};
+use crate::window::{Features, Peer, Peers, Probers};
 use crate::wire::Mac;
 
 /// Detection settings: the `detect` section of the configuration file.
@@ -182,9 +182,10 @@ struct DeviceState {
     /// (see `received_off`), and that window: whom [`Detector::settle`] may find it the
     /// target of.
     hit: Option<Hit>,
-    /// The stations whose segments it refused in the last window in which it refused any,
-    /// and that window: a scanner among them makes it a target (see [`Detector::settle`]).
-    refused: Option<(u64, Refused)>,
+    /// The stations whose probes it answered in the last window in which it answered any
+    /// (see [`Peers::probers`]), and that window: a scanner among them makes it a target
+    /// (see [`Detector::settle`]).
+    probed: Option<(u64, Probers)>,
     /// Its addresses as of its last window (what [`Detector::settle`] matches heaviest
     /// senders against).
     ips: heapless::Vec<std::net::IpAddr, { 2 * crate::device::MAX_ADDRS }>,
@@ -217,7 +218,7 @@ impl DeviceState {
             mean_n: 0,
             alarms_learned: 0,
             hit: None,
-            refused: None,
+            probed: None,
             ips: heapless::Vec::new(),
         }
     }
@@ -901,8 +902,8 @@ impl Detector {
                 scanned,
             });
         }
-        if peers.refused != Refused::default() {
-            d.refused = Some((window, peers.refused));
+        if peers.probers != Probers::default() {
+            d.probed = Some((window, peers.probers));
         }
         let above = !in_warmup && (s > threshold || alarm);
         // a target's incident lasts while its attacker's does (bursts minutes apart are one
@@ -1133,14 +1134,14 @@ impl Detector {
                 continue;
             }
             // its heaviest sender, when what it received was off its normal; then each
-            // station whose segments it refused (a refused segment is a probe: scanned)
+            // station whose probes it answered (scanned)
             let hit = d.hit.map(|h| (h.peer, h.window, h.scanned, false));
-            let refused = d.refused.into_iter().flat_map(|(w, r)| {
+            let probed = d.probed.into_iter().flat_map(|(w, r)| {
                 r.peers()
                     .map(move |p| (p, w, true, true))
                     .collect::<Vec<_>>()
             });
-            for (peer, w, scanned, refusal) in hit.into_iter().chain(refused) {
+            for (peer, w, scanned, probe) in hit.into_iter().chain(probed) {
                 let Some(ip) = peer.ip else { continue };
                 if w < from || w < learned {
                     continue;
@@ -1161,13 +1162,13 @@ impl Detector {
                 if let Some(a) = by {
                     let b = a.incident.as_ref().and_then(|i| i.behaviour);
                     let b = b.unwrap_or(Behaviour::Unusual);
-                    found.push((slot, peer, w, a.mac, b, refusal));
+                    found.push((slot, peer, w, a.mac, b, probe));
                     break;
                 }
             }
         }
         let population = self.threshold_for_new();
-        for (slot, peer, w, attacker, did, refusal) in found {
+        for (slot, peer, w, attacker, did, probe) in found {
             self.incidents += 1;
             self.stats.opened[Severity::Low as usize] += 1;
             let id = self.incidents;
@@ -1207,8 +1208,8 @@ impl Detector {
                 explanation: Vec::new(),
                 detail: Some(format!(
                     "{} {attacker} ({ip}), which is {}",
-                    if refusal {
-                        "it refused segments from"
+                    if probe {
+                        "it answered probes from"
                     } else {
                         "its heaviest sender is"
                     },

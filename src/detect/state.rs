@@ -167,7 +167,7 @@ impl SavedDevice {
             mean_sum: [0.0; F],
             mean_n: 0,
             hit: None,
-            refused: None,
+            probed: None,
             ips: heapless::Vec::new(),
         })
     }

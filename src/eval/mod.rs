@@ -47,6 +47,9 @@ pub struct Attack {
     pub attacker_ips: Vec<IpAddr>,
     pub victim_macs: Vec<Mac>,
     pub victim_ips: Vec<IpAddr>,
+    /// Networks the manifest names as the victim (`192.168.1.0/24`: what a sweep covers):
+    /// its victims are the stations of them that answered the attacker.
+    pub victim_nets: Vec<(IpAddr, u8)>,
     /// First and last attack packet, to the microsecond the manifest gives.
     pub start_ns: u64,
     pub end_ns: u64,
@@ -62,6 +65,20 @@ impl Attack {
     /// Whether the station with this MAC and these addresses is this attack's attacker.
     fn by(&self, mac: &Mac, ips: &[IpAddr]) -> bool {
         self.attacker_mac == Some(*mac) || self.attacker_ips.iter().any(|ip| ips.contains(ip))
+    }
+
+    /// Whether `ip` is in one of the victim networks.
+    fn in_victim_net(&self, ip: &IpAddr) -> bool {
+        self.victim_nets.iter().any(|&(net, bits)| {
+            let (a, n, len) = match (ip, net) {
+                (IpAddr::V4(a), IpAddr::V4(n)) => (a.to_bits() as u128, n.to_bits() as u128, 32),
+                (IpAddr::V6(a), IpAddr::V6(n)) => (a.to_bits(), n.to_bits(), 128),
+                _ => return false,
+            };
+            let bits = u32::from(bits).min(len);
+            let shift = len - bits;
+            shift >= 128 || (a >> shift) == (n >> shift)
+        })
     }
 
     /// Whether a packet at `ts_ns` falls in the attack's time range.
@@ -122,6 +139,17 @@ fn station_ips(text: &str) -> Result<Vec<IpAddr>, String> {
     Ok(out)
 }
 
+/// The networks of a manifest's `ip` text (`192.168.1.0/24`), remarks dropped.
+fn networks(text: &str) -> Vec<(IpAddr, u8)> {
+    without_remarks(text)
+        .split(',')
+        .filter_map(|item| {
+            let (a, bits) = item.trim().split_once('/')?;
+            Some((a.parse().ok()?, bits.parse().ok()?))
+        })
+        .collect()
+}
+
 /// The unicast MACs of a manifest's `mac` text (a comma-separated list); broadcast names
 /// no station.
 fn station_macs(text: &str) -> Result<Vec<Mac>, String> {
@@ -176,6 +204,7 @@ fn attack(l: &manifest::Label, file: &str, lenient: bool) -> Result<Attack, Stri
         attacker_ips: ips(&l.attacker.ip).map_err(|e| format!("attacker: {e}"))?,
         victim_macs: macs(&l.victim.mac).map_err(|e| format!("victim: {e}"))?,
         victim_ips: ips(&l.victim.ip).map_err(|e| format!("victim: {e}"))?,
+        victim_nets: l.victim.ip.as_deref().map(networks).unwrap_or_default(),
         start_ns,
         end_ns,
         filter,
@@ -691,7 +720,7 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
     let nothing_to_learn = c
         .attacks
         .iter()
-        .all(|a| a.filter.is_none() && a.victim_ips.is_empty());
+        .all(|a| a.filter.is_none() && a.victim_ips.is_empty() && a.victim_nets.is_empty());
     if nothing_to_learn {
         return Ok(AttackPackets {
             windows: sets,
@@ -708,6 +737,11 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
             crate::wire::Net::Ip { src, dst, .. } => (Some(src), Some(dst)),
             crate::wire::Net::Arp(a) => (None, Some(crate::wire::v4(a.target_ip))),
             crate::wire::Net::Other(_) => (None, None),
+        };
+        // the address a packet is from, an ARP packet's sender's included
+        let from_ip = match s.net {
+            crate::wire::Net::Arp(a) => Some(crate::wire::v4(a.sender_ip)),
+            _ => src_ip,
         };
         for (a, set) in c.attacks.iter().zip(sets.iter_mut()) {
             if !a.during(s.ts_ns) {
@@ -727,6 +761,13 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
             };
             if learn && s.dst_mac.is_unicast() {
                 victim_macs.insert(s.dst_mac);
+            }
+            // a station of a victim network that answered the attacker (a sweep found it)
+            let answered = a.by(&s.dst_mac, dst_ip.as_slice())
+                && from_ip.is_some_and(|ip| a.in_victim_net(&ip))
+                && !a.by(&s.src_mac, from_ip.as_slice());
+            if answered && s.src_mac.is_unicast() {
+                victim_macs.insert(s.src_mac);
             }
         }
     }
@@ -1258,6 +1299,47 @@ mod tests {
         let truth = attack_packets(&lenient, window).unwrap();
         assert_eq!(truth.windows, [None, None]);
         assert_eq!(truth.victim_macs, BTreeSet::from([target]));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A sweep's victim is a network: its victims are the stations of it that answered the
+    /// sweeper (a reply to its ARP request), not one outside it that answered, nor one of it
+    /// that said something else to someone else.
+    #[test]
+    fn a_sweeps_victims_are_the_stations_of_its_network_that_answered() {
+        let dir = scratch("sweep");
+        let host = |m: &str, ip: [u8; 4]| frames::Host {
+            mac: Mac::parse(m).unwrap(),
+            ip: Ipv4Addr::from(ip),
+        };
+        let sweeper = host("02:00:00:00:00:01", [192, 168, 1, 9]);
+        let lamp = host("02:00:00:00:00:02", [192, 168, 1, 20]);
+        let guest = host("02:00:00:00:00:03", [10, 9, 9, 9]);
+        let plug = host("02:00:00:00:00:04", [192, 168, 1, 30]);
+        let s = 1_000_000_000;
+        let t0 = 1_615_221_600 * s;
+        let (request, reply) = (crate::wire::arp::REQUEST, crate::wire::arp::REPLY);
+        let frames = [
+            (t0, frames::arp(request, sweeper, Mac::BROADCAST, lamp.ip)),
+            (t0 + 1, frames::arp(reply, lamp, sweeper.mac, sweeper.ip)),
+            (t0 + 2, frames::arp(reply, guest, sweeper.mac, sweeper.ip)),
+            (t0 + 3, frames::arp(request, plug, Mac::BROADCAST, guest.ip)),
+        ]
+        .map(|(t, f)| (t, f.bytes));
+        pcap(&dir.join("attack.pcap"), &frames);
+        let sweep = r#"{"kind": "host-discovery-arp-sweep",
+            "attacker": {"mac": "02:00:00:00:00:01", "ip": "192.168.1.9"},
+            "victim": {"ip": "192.168.1.0/24"},
+            "filter": "arp && eth.src==02:00:00:00:00:01",
+            "time_range": {"start_epoch": 1615221600.0, "end_epoch": 1615221601.0}}"#;
+        let path = manifest_with(&dir, sweep);
+        let c = &read_manifest(&path, false).unwrap()[1];
+        assert_eq!(
+            c.attacks[0].victim_nets,
+            [(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 0)), 24)]
+        );
+        let truth = attack_packets(c, 10 * s).unwrap();
+        assert_eq!(truth.victim_macs, BTreeSet::from([lamp.mac]));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

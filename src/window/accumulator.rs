@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
 use super::memory::{Memory, NetPorts, Origin, Session};
-use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Peers, Pending, Refused, TopPeers};
+use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Peers, Pending, Probers, TopPeers};
 pub use crate::device::ArpVerdict;
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
 
@@ -40,7 +40,10 @@ pub struct Accumulator {
     /// The heaviest remote stations each way (for naming an anomaly's counterpart).
     peers_in: TopPeers,
     peers_out: TopPeers,
-    refused: Refused,
+    probers: Probers,
+    /// The requester of an ARP reply just sent, until the device table says whether it was
+    /// asked for ([`Accumulator::arp_verdict`]).
+    replied_to: Option<IpAddr>,
     pending: Pending,
     /// Probes answered by a reset.
     probes_reset: u32,
@@ -150,6 +153,13 @@ impl Accumulator {
 
     /// Records what the device table concluded about an ARP packet this device sent.
     pub fn arp_verdict(&mut self, v: ArpVerdict) {
+        // a reply asked for answered its requester's probe (a sweep finds the device so);
+        // one nobody asked for is an announcement or a spoof
+        if let Some(ip) = self.replied_to.take() {
+            if !v.unasked {
+                self.probers.add(ip);
+            }
+        }
         if v.conflict {
             self.sums[Feat::ArpConflicts] += 1.0;
         }
@@ -178,6 +188,9 @@ impl Accumulator {
             if a.op == arp::REQUEST && !a.is_gratuitous() {
                 self.arp_targets
                     .insert(mix(u64::from(u32::from_be_bytes(a.target_ip))));
+            }
+            if a.op == arp::REPLY && !a.is_gratuitous() {
+                self.replied_to = Some(wire::v4(a.target_ip));
             }
         }
     }
@@ -284,7 +297,7 @@ impl Accumulator {
                     }
                     if t.is_rst() {
                         sums[RstOut] += 1.0;
-                        self.refused.add(*remote);
+                        self.probers.add(*remote);
                     }
                 } else {
                     sums[TcpIn] += 1.0;
@@ -391,7 +404,7 @@ impl Accumulator {
         Peers {
             inbound: self.peers_in.top(),
             outbound: self.peers_out.top(),
-            refused: self.refused,
+            probers: self.probers,
         }
     }
 
@@ -522,6 +535,43 @@ mod tests {
 
     const SCANNED: [u8; 4] = [10, 0, 0, 1];
     const CLOUD: [u8; 4] = [52, 1, 2, 3];
+
+    /// The stations whose probes a device answered: one whose FIN it refused (a reset), one
+    /// whose ARP request it answered, not its cloud (whose packets it takes) nor the station
+    /// it sent an unasked reply (an announcement, or a spoof).
+    #[test]
+    fn the_stations_whose_probes_it_answered_are_its_probers() {
+        let (mem, net) = (&mut Memory::default(), &mut NetPorts::default());
+        let mut acc = Accumulator::default();
+        let scanner = [192, 168, 1, 66];
+        acc.add(&seg(0, false, CLOUD, 443, 40000, ACK | PSH), Direction::In, mem, net);
+        acc.add(&seg(1, false, scanner, 40001, 23, FIN), Direction::In, mem, net);
+        acc.add(&seg(2, true, scanner, 40001, 23, RST | ACK), Direction::Out, mem, net);
+        let reply = |to: [u8; 4]| Summary {
+            net: Net::Arp(arp::Arp {
+                op: arp::REPLY,
+                sender_mac: Mac([2, 0, 0, 0, 0, 1]),
+                sender_ip: DEVICE,
+                target_mac: Mac([2, 0, 0, 0, 0, 2]),
+                target_ip: to,
+            }),
+            transport: Transport::None,
+            ..seg(3, true, to, 0, 0, 0)
+        };
+        let sweeper = [192, 168, 1, 67];
+        acc.add(&reply(sweeper), Direction::Out, mem, net);
+        acc.arp_verdict(ArpVerdict::default());
+        let spoofed = [192, 168, 1, 68];
+        acc.add(&reply(spoofed), Direction::Out, mem, net);
+        acc.arp_verdict(ArpVerdict {
+            unasked: true,
+            ..ArpVerdict::default()
+        });
+        let probers: Vec<_> = acc.peers().probers.peers().map(|p| p.ip.unwrap()).collect();
+        assert_eq!(probers, [IpAddr::from(scanner), IpAddr::from(sweeper)]);
+        acc.close(mem, 10_000_000_000);
+        assert_eq!(acc.peers().probers, Probers::default(), "a new window forgets them");
+    }
 
     #[test]
     fn probes_of_every_flag_combination_count() {

@@ -19,7 +19,7 @@ pub mod sketch;
 pub use accumulator::{Accumulator, ArpVerdict, Direction};
 pub use features::{Feat, Features, F, FEATURES};
 pub use memory::{Memory, NetPorts};
-pub use sketch::{Peer, Peers, Refused};
+pub use sketch::{Peer, Peers, Probers};
 
 use crate::device::DeviceId;
 use crate::wire::Summary;

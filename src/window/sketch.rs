@@ -166,22 +166,23 @@ pub struct Peers {
     pub inbound: Peer,
     /// The station the device sent the most packets to (the remote port).
     pub outbound: Peer,
-    /// The first few stations whose TCP segments the device refused (it answered them with
-    /// a reset): a probe of a closed port, whatever its flags, is refused, so a scan's
-    /// targets know their scanner even when it is not their heaviest sender (a camera
-    /// streaming to its cloud, probed once every twenty seconds).
-    pub refused: Refused,
+    /// The first few stations whose probes the device answered: TCP segments it refused
+    /// (with a reset: a probe of a closed port, whatever its flags, is refused) and ARP
+    /// requests it answered (a sweep finds it so). A scan's targets know their scanner so
+    /// even when it is not their heaviest sender (a camera streaming to its cloud, probed
+    /// once every twenty seconds).
+    pub probers: Probers,
 }
 
-/// Distinct remote addresses, at most [`Refused::CAP`], in the order first seen, each with
-/// the segments refused to it.
+/// Distinct remote addresses, at most [`Probers::CAP`], in the order first seen, each with
+/// the probes of it answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Refused([Option<(std::net::IpAddr, u32)>; Refused::CAP]);
+pub struct Probers([Option<(std::net::IpAddr, u32)>; Probers::CAP]);
 
-impl Refused {
+impl Probers {
     pub const CAP: usize = 4;
 
-    /// Counts a segment refused to `ip` (a new address once the list is full is not kept).
+    /// Counts a probe of `ip` answered (a new address once the list is full is not kept).
     pub fn add(&mut self, ip: std::net::IpAddr) {
         for slot in self.0.iter_mut() {
             match slot {
@@ -198,7 +199,7 @@ impl Refused {
         }
     }
 
-    /// The stations refused, as peers (no port: a scan's probes go to many).
+    /// The probers, as peers (no port: a scan's probes go to many).
     pub fn peers(&self) -> impl Iterator<Item = Peer> + '_ {
         self.0.iter().flatten().map(|&(ip, packets)| Peer {
             ip: Some(ip),
