@@ -299,6 +299,9 @@ impl Accumulator {
                         sums[RstOut] += 1.0;
                         self.probers.add(*remote);
                     }
+                    if t.is_syn_ack() {
+                        self.probers.add(*remote);
+                    }
                 } else {
                     sums[TcpIn] += 1.0;
                     sums[TcpPayloadIn] += f64::from(t.payload_len);
@@ -537,16 +540,45 @@ mod tests {
     const CLOUD: [u8; 4] = [52, 1, 2, 3];
 
     /// The stations whose probes a device answered: one whose FIN it refused (a reset), one
-    /// whose ARP request it answered, not its cloud (whose packets it takes) nor the station
-    /// it sent an unasked reply (an announcement, or a spoof).
+    /// whose connection attempt it accepted (a SYN-ACK), one whose ARP request it answered;
+    /// not its cloud (whose packets it takes) nor the station it sent an unasked reply (an
+    /// announcement, or a spoof).
     #[test]
     fn the_stations_whose_probes_it_answered_are_its_probers() {
         let (mem, net) = (&mut Memory::default(), &mut NetPorts::default());
         let mut acc = Accumulator::default();
         let scanner = [192, 168, 1, 66];
-        acc.add(&seg(0, false, CLOUD, 443, 40000, ACK | PSH), Direction::In, mem, net);
-        acc.add(&seg(1, false, scanner, 40001, 23, FIN), Direction::In, mem, net);
-        acc.add(&seg(2, true, scanner, 40001, 23, RST | ACK), Direction::Out, mem, net);
+        acc.add(
+            &seg(0, false, CLOUD, 443, 40000, ACK | PSH),
+            Direction::In,
+            mem,
+            net,
+        );
+        acc.add(
+            &seg(1, false, scanner, 40001, 23, FIN),
+            Direction::In,
+            mem,
+            net,
+        );
+        acc.add(
+            &seg(2, true, scanner, 40001, 23, RST | ACK),
+            Direction::Out,
+            mem,
+            net,
+        );
+        let knocker = [192, 168, 1, 65];
+        acc.add(
+            &seg(2, false, knocker, 40002, 80, SYN),
+            Direction::In,
+            mem,
+            net,
+        );
+        acc.add(
+            &seg(2, true, knocker, 40002, 80, SYN | ACK),
+            Direction::Out,
+            mem,
+            net,
+        );
         let reply = |to: [u8; 4]| Summary {
             net: Net::Arp(arp::Arp {
                 op: arp::REPLY,
@@ -568,9 +600,14 @@ mod tests {
             ..ArpVerdict::default()
         });
         let probers: Vec<_> = acc.peers().probers.peers().map(|p| p.ip.unwrap()).collect();
-        assert_eq!(probers, [IpAddr::from(scanner), IpAddr::from(sweeper)]);
+        let want = [scanner, knocker, sweeper].map(IpAddr::from);
+        assert_eq!(probers, want);
         acc.close(mem, 10_000_000_000);
-        assert_eq!(acc.peers().probers, Probers::default(), "a new window forgets them");
+        assert_eq!(
+            acc.peers().probers,
+            Probers::default(),
+            "a new window forgets them"
+        );
     }
 
     #[test]

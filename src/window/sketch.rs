@@ -167,8 +167,9 @@ pub struct Peers {
     /// The station the device sent the most packets to (the remote port).
     pub outbound: Peer,
     /// The first few stations whose probes the device answered: TCP segments it refused
-    /// (with a reset: a probe of a closed port, whatever its flags, is refused) and ARP
-    /// requests it answered (a sweep finds it so). A scan's targets know their scanner so
+    /// (with a reset: a probe of a closed port, whatever its flags, is refused), connection
+    /// attempts it accepted (a SYN-ACK: an open port found) and ARP requests it answered (a
+    /// sweep finds it so). A scan's targets know their scanner so
     /// even when it is not their heaviest sender (a camera streaming to its cloud, probed
     /// once every twenty seconds).
     pub probers: Probers,
