@@ -209,10 +209,12 @@ fn a_flood_of_new_macs_keeps_memory_flat_and_learned_devices_learned() {
     let dir = scratch("live-churn");
     let pcap = dir.join("net.pcap");
     synth(&pcap, 5, 40, 3, &[]);
-    let (flood1, flood2) = (dir.join("flood1.pcap"), dir.join("flood2.pcap"));
+    let floods: Vec<_> = (0..3).map(|i| dir.join(format!("flood{i}.pcap"))).collect();
     let mac = |n: u32| [0x0a, 0xf1, 0, (n >> 16) as u8, (n >> 8) as u8, n as u8];
-    write_frames(&flood1, (0..2000).map(mac));
-    write_frames(&flood2, (2000..4000).map(mac));
+    for (i, f) in floods.iter().enumerate() {
+        let from = 2000 * i as u32;
+        write_frames(f, (from..from + 2000).map(mac));
+    }
     let veth = Veth::new("c");
     let state = dir.join("state.json");
     let cfg = dir.join("config.json");
@@ -247,22 +249,30 @@ fn a_flood_of_new_macs_keeps_memory_flat_and_learned_devices_learned() {
         );
         std::thread::sleep(Duration::from_millis(500));
     };
-    veth.play(&flood1, 0.0);
-    std::thread::sleep(Duration::from_secs(2));
-    let rss1 = d.rss_kb();
-    veth.play(&flood2, 0.0);
-    std::thread::sleep(Duration::from_secs(2));
-    let rss2 = d.rss_kb();
-    // the device comes back after 4,000 strangers went through a 256-slot table
+    let rss: Vec<u64> = floods
+        .iter()
+        .map(|f| {
+            veth.play(f, 0.0);
+            std::thread::sleep(Duration::from_secs(2));
+            d.rss_kb()
+        })
+        .collect();
+    // the device comes back after 6,000 strangers went through a 256-slot table
     veth.play(&pcap, 4.0);
     std::thread::sleep(Duration::from_secs(2));
     let (_, clean, log) = d.terminate();
     assert!(clean, "{log}");
-    eprintln!("RSS after 2,000 new MACs {rss1} kB, after 4,000 {rss2} kB");
-    assert!(
-        rss2 <= rss1 + 1024,
-        "RSS after 2,000 new MACs {rss1} kB, after 4,000 {rss2} kB"
+    let said = format!(
+        "RSS after 2,000 new MACs {} kB, after 4,000 {} kB, after 6,000 {} kB",
+        rss[0], rss[1], rss[2]
     );
+    eprintln!("{said}");
+    // memory that grew with the MACs would grow in both stretches of 2,000 (a kilobyte or
+    // more each: a device's window and learning); the allocator may take a step once (a
+    // 1 MB arena, seen once in a CI run), not twice
+    let grew = [rss[1].saturating_sub(rss[0]), rss[2].saturating_sub(rss[1])];
+    assert!(grew.iter().min().unwrap() <= &1024, "{said}");
+    assert!(grew.iter().max().unwrap() <= &4096, "{said}");
     assert!(count_before(&log, "devices,") <= 256, "{log}");
     assert_eq!(
         saved_threshold(&state, device),
