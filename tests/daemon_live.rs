@@ -267,12 +267,12 @@ fn a_flood_of_new_macs_keeps_memory_flat_and_learned_devices_learned() {
         rss[0], rss[1], rss[2]
     );
     eprintln!("{said}");
-    // memory that grew with the MACs would grow in both stretches of 2,000 (a kilobyte or
-    // more each: a device's window and learning); the allocator may take a step once (a
-    // 1 MB arena, seen once in a CI run), not twice
-    let grew = [rss[1].saturating_sub(rss[0]), rss[2].saturating_sub(rss[1])];
-    assert!(grew.iter().min().unwrap() <= &1024, "{said}");
-    assert!(grew.iter().max().unwrap() <= &4096, "{said}");
+    // memory that grew with the MACs would grow a kilobyte or more per device (its window
+    // and learning): 2 MB or more a stretch (the daemon runs with glibc's mmap threshold
+    // fixed: see Daemon::start)
+    for (from, to) in [(rss[0], rss[1]), (rss[1], rss[2])] {
+        assert!(to <= from + 1024, "{said}");
+    }
     assert!(count_before(&log, "devices,") <= 256, "{log}");
     assert_eq!(
         saved_threshold(&state, device),

@@ -128,6 +128,12 @@ fn scans_of_every_flag_combination_are_alerted() {
             .and_then(|l| l.split_whitespace().nth(1))
             .unwrap()
             .to_string();
+        let early: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.mac == victim && a.at + 10 <= start)
+            .filter(|a| !attackers.iter().any(|(m, s)| *m == a.mac && a.at + 10 > *s))
+            .collect();
+        assert!(early.is_empty(), "alerted before it was scanned: {early:?}");
         let target = alerts
             .iter()
             .find(|a| a.mac == victim && a.at + 10 > start)

@@ -33,7 +33,7 @@ use crate::device::Device;
 use crate::export::Rfc3339;
 use crate::model::{Model, Scratch, State, MAX_BATCH};
 use crate::window::features::{Feat, Tolerance, F, FEATURES};
-use crate::window::{Features, Peer, Peers, Probers};
+use crate::window::{Answer, Features, Peer, Peers, Probers};
 use crate::wire::Mac;
 
 /// Detection settings: the `detect` section of the configuration file.
@@ -379,11 +379,19 @@ const RECEIVED: [Feat; 12] = [
 /// Whether a window with these errors makes the device the anomaly's target: its `n`
 /// largest errors weigh more on what it received unasked than on anything else, or its
 /// heaviest sender kept opening connections to it, which it does not normally receive
-/// (more than `persist` typical errors off) or which were the whole conversation (the
+/// (`syn_up`: more than it was expected to, by more than `persist` typical errors) or which
+/// were the whole conversation (the
 /// heaviest peer each way): a brute-force victim answering its attacker moves mostly its
 /// own outgoing features, and a chatty camera's heaviest peer stays its cloud; or it
 /// received far more than it sent (a flood's victim).
-fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers, persist: f32) -> Role {
+fn role_of(
+    errs: &[f32; F],
+    n: usize,
+    f: &Features,
+    peers: &Peers,
+    persist: f32,
+    syn_up: bool,
+) -> Role {
     let mut order: Vec<usize> = (0..F).collect();
     order.sort_by(|&a, &b| errs[b].total_cmp(&errs[a]).then(a.cmp(&b)));
     let (mut received, mut other) = (0f32, 0f32);
@@ -395,7 +403,8 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers, persist: f32)
         }
     }
     let opened_to_it = peers.inbound.ip.is_some()
-        && (peers.inbound.ip == peers.outbound.ip || errs[Feat::SynIn as usize] > persist)
+        && (peers.inbound.ip == peers.outbound.ip
+            || (syn_up && errs[Feat::SynIn as usize] > persist))
         && f[Feat::SynIn] >= 3.0
         && f[Feat::SynIn] > 2.0 * f[Feat::SynOut];
     // a flood's victim receives far more than it sends (TCP acknowledges at least every
@@ -415,17 +424,14 @@ fn role_of(errs: &[f32; F], n: usize, f: &Features, peers: &Peers, persist: f32)
 const ANSWERS: [&str; 3] = ["udp_out", "udp_payload_out", "remote_ports"];
 
 /// Whether an explanation's answer feature (see [`ANSWERS`]) is no more than what the
-/// window received asks for: remote ports beyond the ones it was expected to use (rounded
-/// up) at most the connection attempts and datagrams received (a server answers each
-/// client port), datagrams sent no more than
-/// received. A chatty camera whose heaviest peer is its cloud answers an FTP brute force's
-/// twenty connections from twenty ports.
+/// window's connection attempts received ask for, whoever its heaviest peer: remote ports
+/// beyond the ones it was expected to use (rounded up) at most the connection attempts
+/// received (a server answers each client port). A chatty camera whose heaviest peer is its
+/// cloud answers an FTP brute force's twenty connections from twenty ports. Datagrams are
+/// an answer only to the heaviest sender they go back to (a UDP flood's sender may get as
+/// many from an accomplice).
 fn answered(c: &Contribution, f: &Features) -> bool {
-    match &*c.feature {
-        "remote_ports" => c.observed <= c.expected.ceil() + f[Feat::SynIn] + f[Feat::UdpIn],
-        "udp_out" | "udp_payload_out" => f[Feat::UdpOut] <= f[Feat::UdpIn],
-        _ => false,
-    }
+    c.feature == "remote_ports" && c.observed <= c.expected.ceil() + f[Feat::SynIn]
 }
 
 /// Whether the device is in an open incident as the source of an attack on others (by its
@@ -501,6 +507,30 @@ fn aims_at(a: &DeviceState, d: &DeviceState, scanned: bool) -> bool {
         || i.counterpart
             .as_ref()
             .is_some_and(|c| c.ip.parse().is_ok_and(|ip| d.ips.contains(&ip)))
+}
+
+/// Whether the attacker's incident is a scan that probes as the device was probed: by TCP
+/// (its explanation names probes, unanswered attempts, attempts to many addresses or
+/// ports) or by ARP (it names the addresses it asked for). A hub that scans the internet
+/// makes none of the LAN devices it talks to as usual its targets, nor those that answer
+/// its routine ARP requests.
+fn scans_by(a: &DeviceState, how: Answer) -> bool {
+    let Some(i) = a.incident.as_ref() else {
+        return false;
+    };
+    let names = |f: &[&str]| i.opened.iter().any(|c| f.contains(&&*c.feature));
+    i.behaviour == Some(Behaviour::Scan)
+        && match how {
+            Answer::Tcp => names(&[
+                "probes",
+                "probes_slow",
+                "unanswered",
+                "remote_ips_syn",
+                "remote_ports",
+                "syn_out",
+            ]),
+            Answer::Arp => names(&["arp_req_targets"]),
+        }
 }
 
 /// What a device's heaviest sender sent it, in the last window in which what it received
@@ -989,12 +1019,25 @@ impl Detector {
             let to_from = peers.outbound.ip.is_some_and(|to| Some(to) == from);
             !asks.is_empty() || answers.iter().any(|c| !to_from && !answered(c, features))
         };
+        // what its own window makes it
+        let syn_up = z[Feat::SynIn as usize] > pred[Feat::SynIn as usize];
+        let own_role = || {
+            role_of(
+                &errs,
+                self.cfg.explain,
+                features,
+                peers,
+                self.cfg.persist,
+                syn_up,
+            )
+        };
         // what the device is in the incident, decided by the window that opened it; a target
-        // that attacks others is a source from then on (being someone's target hides no attack)
+        // that attacks others, or whose own window crosses its threshold for what it did
+        // itself, is a source from then on (being someone's target hides nothing)
         let mut recast = false;
         let (role, counterpart) = match (phase, &mut d.incident) {
             (Some(Phase::Open), Some(i)) => {
-                let mut r = role_of(&errs, self.cfg.explain, features, peers, self.cfg.persist);
+                let mut r = own_role();
                 if r == Role::Target && sends_attack(peers.inbound.ip) {
                     r = Role::Source;
                 }
@@ -1008,7 +1051,8 @@ impl Detector {
             (_, Some(i))
                 if above
                     && i.role == Some(Role::Target)
-                    && sends_attack(i.counterpart.as_ref().and_then(|c| c.ip.parse().ok())) =>
+                    && (sends_attack(i.counterpart.as_ref().and_then(|c| c.ip.parse().ok()))
+                        || own_role() == Role::Source) =>
             {
                 i.role = Some(Role::Source);
                 i.by = None;
@@ -1134,11 +1178,11 @@ impl Detector {
                 continue;
             }
             // its heaviest sender, when what it received was off its normal; then each
-            // station whose probes it answered (scanned)
-            let hit = d.hit.map(|h| (h.peer, h.window, h.scanned, false));
+            // station whose probes it answered
+            let hit = d.hit.map(|h| (h.peer, h.window, h.scanned, None));
             let probed = d.probed.into_iter().flat_map(|(w, r)| {
                 r.peers()
-                    .map(move |p| (p, w, true, true))
+                    .map(move |(p, how)| (p, w, false, Some(how)))
                     .collect::<Vec<_>>()
             });
             for (peer, w, scanned, probe) in hit.into_iter().chain(probed) {
@@ -1154,7 +1198,14 @@ impl Detector {
                     .flatten()
                     .filter(|a| a.ips.contains(&ip));
                 let by = match (claims.next(), claims.next()) {
-                    (Some(a), None) if a.mac != d.mac && attacking(a) && aims_at(a, d, scanned) => {
+                    (Some(a), None)
+                        if a.mac != d.mac
+                            && attacking(a)
+                            && match probe {
+                                None => aims_at(a, d, scanned),
+                                Some(how) => scans_by(a, how),
+                            } =>
+                    {
                         Some(a)
                     }
                     _ => None,
@@ -1162,7 +1213,7 @@ impl Detector {
                 if let Some(a) = by {
                     let b = a.incident.as_ref().and_then(|i| i.behaviour);
                     let b = b.unwrap_or(Behaviour::Unusual);
-                    found.push((slot, peer, w, a.mac, b, probe));
+                    found.push((slot, peer, w, a.mac, b, probe.is_some()));
                     break;
                 }
             }

@@ -762,8 +762,21 @@ fn attack_packets(c: &Labelled, window_ns: u64) -> Result<AttackPackets, String>
             if learn && s.dst_mac.is_unicast() {
                 victim_macs.insert(s.dst_mac);
             }
-            // a station of a victim network that answered the attacker (a sweep found it)
-            let answered = a.by(&s.dst_mac, dst_ip.as_slice())
+            // a station of a victim network that answered the attacker (a sweep found it):
+            // an ARP reply, a reset or SYN-ACK, an ICMP message, sent to the attacker's MAC
+            // (its IP when the manifest gives no MAC)
+            let to_attacker = match a.attacker_mac {
+                Some(m) => s.dst_mac == m,
+                None => s.dst_mac.is_unicast() && a.by(&s.dst_mac, dst_ip.as_slice()),
+            };
+            let answer = match (s.net, s.transport) {
+                (crate::wire::Net::Arp(r), _) => r.op == crate::wire::arp::REPLY,
+                (_, crate::wire::Transport::Tcp(t)) => t.is_rst() || t.is_syn_ack(),
+                (_, crate::wire::Transport::Icmp(_)) => true,
+                _ => false,
+            };
+            let answered = to_attacker
+                && answer
                 && from_ip.is_some_and(|ip| a.in_victim_net(&ip))
                 && !a.by(&s.src_mac, from_ip.as_slice());
             if answered && s.src_mac.is_unicast() {
@@ -1304,7 +1317,7 @@ mod tests {
 
     /// A sweep's victim is a network: its victims are the stations of it that answered the
     /// sweeper (a reply to its ARP request), not one outside it that answered, nor one of it
-    /// that said something else to someone else.
+    /// that asked for the sweeper's address (a broadcast, not an answer).
     #[test]
     fn a_sweeps_victims_are_the_stations_of_its_network_that_answered() {
         let dir = scratch("sweep");
@@ -1323,7 +1336,11 @@ mod tests {
             (t0, frames::arp(request, sweeper, Mac::BROADCAST, lamp.ip)),
             (t0 + 1, frames::arp(reply, lamp, sweeper.mac, sweeper.ip)),
             (t0 + 2, frames::arp(reply, guest, sweeper.mac, sweeper.ip)),
-            (t0 + 3, frames::arp(request, plug, Mac::BROADCAST, guest.ip)),
+            // asking for the sweeper's address is no answer to it
+            (
+                t0 + 3,
+                frames::arp(request, plug, Mac::BROADCAST, sweeper.ip),
+            ),
         ]
         .map(|(t, f)| (t, f.bytes));
         pcap(&dir.join("attack.pcap"), &frames);

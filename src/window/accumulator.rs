@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use super::features::{Feat, Features, F};
 use super::memory::{Memory, NetPorts, Origin, Session};
-use super::sketch::{hash_ip, mix, Distinct, HeaviestKey, Peers, Pending, Probers, TopPeers};
+use super::sketch::{
+    hash_ip, mix, Answer, Distinct, HeaviestKey, Peers, Pending, Probers, TopPeers,
+};
 pub use crate::device::ArpVerdict;
 use crate::wire::{self, arp, port, App, Net, Summary, Transport};
 
@@ -41,6 +43,9 @@ pub struct Accumulator {
     peers_in: TopPeers,
     peers_out: TopPeers,
     probers: Probers,
+    /// This is the device's first window: what it was sent before its first frame made it
+    /// known was counted nowhere, so a reset it sends answers a probe unseen.
+    first: bool,
     /// The requester of an ARP reply just sent, until the device table says whether it was
     /// asked for ([`Accumulator::arp_verdict`]).
     replied_to: Option<IpAddr>,
@@ -154,10 +159,11 @@ impl Accumulator {
     /// Records what the device table concluded about an ARP packet this device sent.
     pub fn arp_verdict(&mut self, v: ArpVerdict) {
         // a reply asked for answered its requester's probe (a sweep finds the device so);
-        // one nobody asked for is an announcement or a spoof
+        // one nobody asked for is an announcement or a spoof, and one claiming another's
+        // address a spoof
         if let Some(ip) = self.replied_to.take() {
-            if !v.unasked {
-                self.probers.add(ip);
+            if !v.unasked && !v.conflict {
+                self.probers.answer(ip, Answer::Arp);
             }
         }
         if v.conflict {
@@ -253,7 +259,12 @@ impl Accumulator {
                         self.probes_reset = self.probes_reset.saturating_add(1);
                     }
                 } else {
-                    mem.waiting.take(flow);
+                    let answers_ours = mem.waiting.take(flow);
+                    // a connection attempt, or a segment of no connection the device knows,
+                    // asks something of it (a probe, if it is refused or accepted)
+                    if !answers_ours && (t.is_syn() || mem.conns.touch(flow, now_s).is_none()) {
+                        self.probers.ask(*remote);
+                    }
                     let origin = if t.is_syn() {
                         Origin::Remote
                     } else {
@@ -297,10 +308,10 @@ impl Accumulator {
                     }
                     if t.is_rst() {
                         sums[RstOut] += 1.0;
-                        self.probers.add(*remote);
-                    }
-                    if t.is_syn_ack() {
-                        self.probers.add(*remote);
+                        if self.first {
+                            self.probers.ask(*remote);
+                        }
+                        self.probers.answer(*remote, Answer::Tcp);
                     }
                 } else {
                     sums[TcpIn] += 1.0;
@@ -452,6 +463,14 @@ impl Accumulator {
     fn reset(&mut self) {
         *self = Accumulator::default();
     }
+
+    /// The accumulator of a device's first window.
+    pub fn first() -> Accumulator {
+        Accumulator {
+            first: true,
+            ..Accumulator::default()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -540,44 +559,34 @@ mod tests {
     const CLOUD: [u8; 4] = [52, 1, 2, 3];
 
     /// The stations whose probes a device answered: one whose FIN it refused (a reset), one
-    /// whose connection attempt it accepted (a SYN-ACK), one whose ARP request it answered;
-    /// not its cloud (whose packets it takes) nor the station it sent an unasked reply (an
-    /// announcement, or a spoof).
+    /// whose ARP request it answered; not its cloud (whose packets it takes), nor one whose
+    /// connection attempt it accepted (a scanner's usual connections are accepted too), nor
+    /// one it sent a reset unasked (no device makes itself a target so), nor the station it
+    /// sent an unasked reply (an announcement, or a spoof). In its first window, what it was
+    /// sent before it was known is lost: a reset answers a probe unseen.
     #[test]
     fn the_stations_whose_probes_it_answered_are_its_probers() {
         let (mem, net) = (&mut Memory::default(), &mut NetPorts::default());
         let mut acc = Accumulator::default();
+        let mut add = |acc: &mut Accumulator, s: &Summary<'_>, out: bool| {
+            acc.add(s, dir(out), mem, net);
+        };
         let scanner = [192, 168, 1, 66];
-        acc.add(
+        add(
+            &mut acc,
             &seg(0, false, CLOUD, 443, 40000, ACK | PSH),
-            Direction::In,
-            mem,
-            net,
+            false,
         );
-        acc.add(
-            &seg(1, false, scanner, 40001, 23, FIN),
-            Direction::In,
-            mem,
-            net,
-        );
-        acc.add(
-            &seg(2, true, scanner, 40001, 23, RST | ACK),
-            Direction::Out,
-            mem,
-            net,
-        );
+        add(&mut acc, &seg(1, false, scanner, 40001, 23, FIN), false);
+        add(&mut acc, &seg(2, true, scanner, 40001, 23, RST | ACK), true);
         let knocker = [192, 168, 1, 65];
-        acc.add(
-            &seg(2, false, knocker, 40002, 80, SYN),
-            Direction::In,
-            mem,
-            net,
-        );
-        acc.add(
-            &seg(2, true, knocker, 40002, 80, SYN | ACK),
-            Direction::Out,
-            mem,
-            net,
+        add(&mut acc, &seg(2, false, knocker, 40002, 80, SYN), false);
+        add(&mut acc, &seg(2, true, knocker, 40002, 80, SYN | ACK), true);
+        let declared = [192, 168, 1, 64];
+        add(
+            &mut acc,
+            &seg(2, true, declared, 40003, 81, RST | ACK),
+            true,
         );
         let reply = |to: [u8; 4]| Summary {
             net: Net::Arp(arp::Arp {
@@ -591,23 +600,41 @@ mod tests {
             ..seg(3, true, to, 0, 0, 0)
         };
         let sweeper = [192, 168, 1, 67];
-        acc.add(&reply(sweeper), Direction::Out, mem, net);
+        add(&mut acc, &reply(sweeper), true);
         acc.arp_verdict(ArpVerdict::default());
         let spoofed = [192, 168, 1, 68];
-        acc.add(&reply(spoofed), Direction::Out, mem, net);
+        add(&mut acc, &reply(spoofed), true);
         acc.arp_verdict(ArpVerdict {
             unasked: true,
             ..ArpVerdict::default()
         });
-        let probers: Vec<_> = acc.peers().probers.peers().map(|p| p.ip.unwrap()).collect();
-        let want = [scanner, knocker, sweeper].map(IpAddr::from);
-        assert_eq!(probers, want);
-        acc.close(mem, 10_000_000_000);
+        let probers = |acc: &Accumulator| -> Vec<(IpAddr, Answer)> {
+            acc.peers()
+                .probers
+                .peers()
+                .map(|(p, how)| (p.ip.unwrap(), how))
+                .collect()
+        };
+        assert_eq!(
+            probers(&acc),
+            [
+                (IpAddr::from(scanner), Answer::Tcp),
+                (IpAddr::from(sweeper), Answer::Arp)
+            ]
+        );
+        acc.close(&mut Memory::default(), 10_000_000_000);
         assert_eq!(
             acc.peers().probers,
             Probers::default(),
             "a new window forgets them"
         );
+        let mut first = Accumulator::first();
+        add(
+            &mut first,
+            &seg(2, true, declared, 40003, 81, RST | ACK),
+            true,
+        );
+        assert_eq!(probers(&first), [(IpAddr::from(declared), Answer::Tcp)]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub mod sketch;
 pub use accumulator::{Accumulator, ArpVerdict, Direction};
 pub use features::{Feat, Features, F, FEATURES};
 pub use memory::{Memory, NetPorts};
-pub use sketch::{Peer, Peers, Probers};
+pub use sketch::{Answer, Peer, Peers, Probers};
 
 use crate::device::DeviceId;
 use crate::wire::Summary;
@@ -169,7 +169,7 @@ impl Windows {
     pub fn start(&mut self, id: DeviceId) {
         let slot = &mut self.slots[id as usize];
         slot.active = true;
-        slot.acc = Accumulator::default();
+        slot.acc = Accumulator::first();
         slot.mem = Memory::default();
         slot.ring.clear();
         slot.slow = [0.0; SLOW.len()];

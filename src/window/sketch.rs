@@ -166,46 +166,98 @@ pub struct Peers {
     pub inbound: Peer,
     /// The station the device sent the most packets to (the remote port).
     pub outbound: Peer,
-    /// The first few stations whose probes the device answered: TCP segments it refused
-    /// (with a reset: a probe of a closed port, whatever its flags, is refused), connection
-    /// attempts it accepted (a SYN-ACK: an open port found) and ARP requests it answered (a
-    /// sweep finds it so). A scan's targets know their scanner so
+    /// The stations whose probes the device answered: TCP segments opening no connection it
+    /// knew that it refused (with a reset: a probe of a closed port, whatever its flags, is
+    /// refused) and ARP requests it answered (a sweep finds it so). A scan's targets know their scanner so
     /// even when it is not their heaviest sender (a camera streaming to its cloud, probed
     /// once every twenty seconds).
     pub probers: Probers,
 }
 
-/// Distinct remote addresses, at most [`Probers::CAP`], in the order first seen, each with
-/// the probes of it answered.
+/// How a device answered a probe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A TCP segment that opened no connection it knew (a SYN, or a FIN, NULL, XMAS or ACK
+    /// scan's stray segment), refused with a reset: a closed port probed. (A SYN-ACK, an
+    /// open port found, is no such evidence: the scanner's usual connections get one too.)
+    Tcp,
+    /// An ARP request for its address, answered by a reply the device table found asked for.
+    Arp,
+}
+
+/// One station that probed a device in a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prober {
+    ip: std::net::IpAddr,
+    /// It sent a segment that opened no connection the device knew.
+    asked: bool,
+    /// Resets to what it asked, and ARP replies to it.
+    tcp: u32,
+    arp: u32,
+}
+
+/// The stations whose probes a device answered in a window, at most [`Probers::CAP`]: a
+/// TCP answer (a reset) counts only to a station that sent the device a segment
+/// opening no connection it knew in the window (no device makes itself anyone's target by
+/// sending it resets), an ARP reply only when asked for. When full, a newcomer takes the
+/// place of the entry answered least (a few spoofed probes first do not hide the scanner).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Probers([Option<(std::net::IpAddr, u32)>; Probers::CAP]);
+pub struct Probers([Option<Prober>; Probers::CAP]);
 
 impl Probers {
-    pub const CAP: usize = 4;
+    pub const CAP: usize = 8;
 
-    /// Counts a probe of `ip` answered (a new address once the list is full is not kept).
-    pub fn add(&mut self, ip: std::net::IpAddr) {
-        for slot in self.0.iter_mut() {
-            match slot {
-                Some((a, n)) if *a == ip => {
-                    *n = n.saturating_add(1);
-                    return;
+    fn entry(&mut self, ip: std::net::IpAddr) -> &mut Prober {
+        let i = match self.0.iter().position(|p| p.is_some_and(|p| p.ip == ip)) {
+            Some(i) => i,
+            None => {
+                let i = (0..Self::CAP)
+                    .min_by_key(|&i| self.0[i].map_or((0, 0), |p| (1, p.tcp + p.arp)))
+                    .unwrap_or(0);
+                self.0[i] = Some(Prober {
+                    ip,
+                    asked: false,
+                    tcp: 0,
+                    arp: 0,
+                });
+                i
+            }
+        };
+        self.0[i].as_mut().expect("set above")
+    }
+
+    /// `ip` sent the device a segment that opened no connection it knew.
+    pub fn ask(&mut self, ip: std::net::IpAddr) {
+        self.entry(ip).asked = true;
+    }
+
+    /// The device answered `ip` (for TCP: only what `ip` asked counts).
+    pub fn answer(&mut self, ip: std::net::IpAddr, how: Answer) {
+        match how {
+            Answer::Tcp => {
+                if let Some(p) = self.0.iter_mut().flatten().find(|p| p.ip == ip && p.asked) {
+                    p.tcp = p.tcp.saturating_add(1);
                 }
-                Some(_) => {}
-                None => {
-                    *slot = Some((ip, 1));
-                    return;
-                }
+            }
+            Answer::Arp => {
+                let p = self.entry(ip);
+                p.arp = p.arp.saturating_add(1);
             }
         }
     }
 
-    /// The probers, as peers (no port: a scan's probes go to many).
-    pub fn peers(&self) -> impl Iterator<Item = Peer> + '_ {
-        self.0.iter().flatten().map(|&(ip, packets)| Peer {
-            ip: Some(ip),
-            port: None,
-            packets,
+    /// The stations answered, as peers (no port: a scan's probes go to many), with how.
+    pub fn peers(&self) -> impl Iterator<Item = (Peer, Answer)> + '_ {
+        self.0.iter().flatten().flat_map(|p| {
+            let peer = |packets| Peer {
+                ip: Some(p.ip),
+                port: None,
+                packets,
+            };
+            [(p.tcp, Answer::Tcp), (p.arp, Answer::Arp)]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(move |(n, how)| (peer(n), how))
         })
     }
 }
