@@ -447,24 +447,9 @@ fn attacking(d: &DeviceState) -> bool {
 
 /// What a source did, from what its explanation `why` says and the window's features: a
 /// window with crypto-mining messages and no attack named by more than one event is mining (a miner's first
-/// window: a new service, one SYN); a window that queried one DNS name tunnels nothing; and
-/// a scan or brute force that is neither is a flood ([`hammered`]).
+/// window: a new service, one SYN); and a scan or brute force that is neither is a flood
+/// ([`hammered`]).
 fn what_it_did(why: &[Contribution], f: &Features, window_ns: u64) -> Behaviour {
-    // data tunnelled through DNS changes the names it queries: a window with one name (a
-    // long one a device looks up now and then) is no tunnel by the names' shape, whatever
-    // their length (unusual query types still tell)
-    let one_name = f[Feat::DnsNames] <= 1.0;
-    let kept: Vec<Contribution>;
-    let why = if one_name {
-        kept = why
-            .iter()
-            .filter(|c| !c.feature.starts_with("dns_name") && c.feature != "dns_entropy_mean")
-            .cloned()
-            .collect();
-        &kept[..]
-    } else {
-        why
-    };
     let b = Behaviour::attack_in(why).unwrap_or_else(|| Behaviour::of(why));
     // (an attack the explanation names by more than one event stays that attack: one
     // Stratum line must not turn a scan into mining, which makes no targets)
@@ -1969,39 +1954,5 @@ mod tests {
             Behaviour::BruteForce
         );
         assert_eq!(hammered(Behaviour::Tunnel, &flood, w), Behaviour::Tunnel);
-    }
-
-    /// A lock that looked up one long name (46 characters, where it learned none) is
-    /// unusual, not tunnelling data: a tunnel's names change from query to query.
-    #[test]
-    fn one_long_name_is_no_dns_tunnel() {
-        let part = |feature: &'static str, observed: f32| Contribution {
-            feature: feature.into(),
-            unit: "".into(),
-            observed,
-            expected: 0.5,
-            weight: 6.0,
-            text: String::new(),
-        };
-        let why = [
-            part("dns_name_len_max", 46.0),
-            part("dns_name_len_mean", 46.0),
-            part("bytes_in", 5679.0),
-        ];
-        let mut f = Features::ZERO;
-        f[Feat::DnsQueries] = 2.0;
-        f[Feat::DnsNames] = 1.0;
-        let w = 10_000_000_000;
-        assert_eq!(what_it_did(&why, &f, w), Behaviour::Unusual);
-        f[Feat::DnsQueries] = 12.0;
-        f[Feat::DnsNames] = 12.0;
-        assert_eq!(what_it_did(&why, &f, w), Behaviour::Tunnel);
-        // an unusual query type still tells, one name or not
-        f[Feat::DnsNames] = 1.0;
-        let txt = [
-            part("dns_unusual_queries", 3.0),
-            part("dns_name_len_max", 46.0),
-        ];
-        assert_eq!(what_it_did(&txt, &f, w), Behaviour::Tunnel);
     }
 }
