@@ -501,6 +501,10 @@ fn a_miner_is_mining_not_scanning_and_makes_no_targets() {
 /// remote port per connection it accepted) outweighed the connections it received. An FTP
 /// brute force and a telnet one, each on a camera of a twelve-device network; before, the
 /// FTP victim alerted as a scan, medium, and the telnet one as a source naming its cloud.
+/// And an SSH brute force in bursts two minutes apart, three connections each, that moves
+/// the camera's windows too little to be off its normal: the camera is the target of the
+/// device that opened connections to it and alerts for trying logins on it (before: never
+/// alerted).
 #[test]
 fn a_chatty_camera_answering_logins_is_their_target() {
     let dir = scratch("gaps-chatty-target");
@@ -517,10 +521,15 @@ fn a_chatty_camera_answering_logins_is_their_target() {
             "02:10:03:00:00:0b",
             "02:10:00:00:00:00",
         ),
+        (
+            "ssh-brute@5100+600",
+            "02:10:03:00:00:03",
+            "02:10:00:00:00:04",
+        ),
     ];
     let specs: Vec<String> = pairs.iter().map(|(k, a, _)| format!("{k}:{a}")).collect();
     let specs: Vec<&str> = specs.iter().map(String::as_str).collect();
-    synth(&pcap, 9, 5100, 12, &specs);
+    synth(&pcap, 9, 6000, 12, &specs);
     let events = incidents(&pcap);
     for (kind, attacker, victim) in pairs {
         let of = |mac: &str| -> Vec<&serde_json::Value> {

@@ -518,6 +518,17 @@ fn scans_by(a: &DeviceState, how: Answer) -> bool {
         }
 }
 
+/// How [`Detector::settle`] found a device's attacker among the stations of its window.
+#[derive(Clone, Copy, Debug)]
+enum Via {
+    /// Its heaviest sender, when what it received was off its normal.
+    Heaviest,
+    /// A station whose probes it answered.
+    Answered(Answer),
+    /// A station that opened connections to it.
+    Asked,
+}
+
 /// What a device's heaviest sender sent it, in the last window in which what it received
 /// was off its normal (see `received_off`).
 #[derive(Clone, Copy, Debug)]
@@ -1162,15 +1173,17 @@ impl Detector {
             if d.incident.is_some() {
                 continue;
             }
-            // its heaviest sender, when what it received was off its normal; then each
-            // station whose probes it answered
-            let hit = d.hit.map(|h| (h.peer, h.window, h.scanned, None));
+            // its heaviest sender, when what it received was off its normal; each station
+            // whose probes it answered; each that opened connections to it (a chatty
+            // camera's heaviest sender stays its cloud while a brute force tries it)
+            let hit = d.hit.map(|h| (h.peer, h.window, h.scanned, Via::Heaviest));
             let probed = d.probed.into_iter().flat_map(|(w, r)| {
                 r.peers()
-                    .map(move |(p, how)| (p, w, false, Some(how)))
+                    .map(move |(p, how)| (p, w, false, Via::Answered(how)))
+                    .chain(r.askers().map(move |p| (p, w, false, Via::Asked)))
                     .collect::<Vec<_>>()
             });
-            for (peer, w, scanned, probe) in hit.into_iter().chain(probed) {
+            for (peer, w, scanned, via) in hit.into_iter().chain(probed) {
                 let Some(ip) = peer.ip else { continue };
                 if w < from || w < learned {
                     continue;
@@ -1186,9 +1199,9 @@ impl Detector {
                     (Some(a), None)
                         if a.mac != d.mac
                             && attacking(a)
-                            && match probe {
-                                None => aims_at(a, d, scanned),
-                                Some(how) => scans_by(a, how),
+                            && match via {
+                                Via::Heaviest | Via::Asked => aims_at(a, d, scanned),
+                                Via::Answered(how) => scans_by(a, how),
                             } =>
                     {
                         Some(a)
@@ -1198,13 +1211,13 @@ impl Detector {
                 if let Some(a) = by {
                     let b = a.incident.as_ref().and_then(|i| i.behaviour);
                     let b = b.unwrap_or(Behaviour::Unusual);
-                    found.push((slot, peer, w, a.mac, b, probe.is_some()));
+                    found.push((slot, peer, w, a.mac, b, via));
                     break;
                 }
             }
         }
         let population = self.threshold_for_new();
-        for (slot, peer, w, attacker, did, probe) in found {
+        for (slot, peer, w, attacker, did, via) in found {
             self.incidents += 1;
             self.stats.opened[Severity::Low as usize] += 1;
             let id = self.incidents;
@@ -1244,10 +1257,10 @@ impl Detector {
                 explanation: Vec::new(),
                 detail: Some(format!(
                     "{} {attacker} ({ip}), which is {}",
-                    if probe {
-                        "it answered probes from"
-                    } else {
-                        "its heaviest sender is"
+                    match via {
+                        Via::Heaviest => "its heaviest sender is",
+                        Via::Answered(_) => "it answered probes from",
+                        Via::Asked => "connections to it came from",
                     },
                     did.words()
                 )),

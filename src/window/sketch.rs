@@ -189,8 +189,8 @@ pub enum Answer {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Prober {
     ip: std::net::IpAddr,
-    /// It sent a segment that opened no connection the device knew.
-    asked: bool,
+    /// Segments it sent that opened no connection the device knew.
+    asked: u32,
     /// Resets to what it asked, and ARP replies to it.
     tcp: u32,
     arp: u32,
@@ -212,11 +212,11 @@ impl Probers {
             Some(i) => i,
             None => {
                 let i = (0..Self::CAP)
-                    .min_by_key(|&i| self.0[i].map_or((0, 0), |p| (1, p.tcp + p.arp)))
+                    .min_by_key(|&i| self.0[i].map_or((0, 0, 0), |p| (1, p.tcp + p.arp, p.asked)))
                     .unwrap_or(0);
                 self.0[i] = Some(Prober {
                     ip,
-                    asked: false,
+                    asked: 0,
                     tcp: 0,
                     arp: 0,
                 });
@@ -228,14 +228,20 @@ impl Probers {
 
     /// `ip` sent the device a segment that opened no connection it knew.
     pub fn ask(&mut self, ip: std::net::IpAddr) {
-        self.entry(ip).asked = true;
+        let p = self.entry(ip);
+        p.asked = p.asked.saturating_add(1);
     }
 
     /// The device answered `ip` (for TCP: only what `ip` asked counts).
     pub fn answer(&mut self, ip: std::net::IpAddr, how: Answer) {
         match how {
             Answer::Tcp => {
-                if let Some(p) = self.0.iter_mut().flatten().find(|p| p.ip == ip && p.asked) {
+                if let Some(p) = self
+                    .0
+                    .iter_mut()
+                    .flatten()
+                    .find(|p| p.ip == ip && p.asked > 0)
+                {
                     p.tcp = p.tcp.saturating_add(1);
                 }
             }
@@ -244,6 +250,20 @@ impl Probers {
                 p.arp = p.arp.saturating_add(1);
             }
         }
+    }
+
+    /// The stations that opened connections to the device (or sent it segments of none it
+    /// knew), as peers, with how many.
+    pub fn askers(&self) -> impl Iterator<Item = Peer> + '_ {
+        self.0
+            .iter()
+            .flatten()
+            .filter(|p| p.asked > 0)
+            .map(|p| Peer {
+                ip: Some(p.ip),
+                port: None,
+                packets: p.asked,
+            })
     }
 
     /// The stations answered, as peers (no port: a scan's probes go to many), with how.
