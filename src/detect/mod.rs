@@ -518,6 +518,16 @@ fn scans_by(a: &DeviceState, how: Answer) -> bool {
         }
 }
 
+/// Whether the attacker's incident is a brute force or flood of device `d` (its
+/// counterpart is one of `d`'s addresses) and it opened more than one connection to `d`
+/// (`asks`) in the window: a station that knocked once is no brute force's target.
+fn opened_by(a: &DeviceState, d: &DeviceState, asks: u32) -> bool {
+    let attack = a.incident.as_ref().and_then(|i| i.behaviour);
+    asks >= 2
+        && matches!(attack, Some(Behaviour::BruteForce | Behaviour::Flood))
+        && aims_at(a, d, false)
+}
+
 /// How [`Detector::settle`] found a device's attacker among the stations of its window.
 #[derive(Clone, Copy, Debug)]
 enum Via {
@@ -1200,7 +1210,8 @@ impl Detector {
                         if a.mac != d.mac
                             && attacking(a)
                             && match via {
-                                Via::Heaviest | Via::Asked => aims_at(a, d, scanned),
+                                Via::Heaviest => aims_at(a, d, scanned),
+                                Via::Asked => opened_by(a, d, peer.packets),
                                 Via::Answered(how) => scans_by(a, how),
                             } =>
                     {
@@ -1260,7 +1271,7 @@ impl Detector {
                     match via {
                         Via::Heaviest => "its heaviest sender is",
                         Via::Answered(_) => "it answered probes from",
-                        Via::Asked => "connections to it came from",
+                        Via::Asked => "connections it did not know came from",
                     },
                     did.words()
                 )),

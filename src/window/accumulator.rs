@@ -309,9 +309,10 @@ impl Accumulator {
                     if t.is_rst() {
                         sums[RstOut] += 1.0;
                         if self.first {
-                            self.probers.ask(*remote);
+                            self.probers.refuse_unseen(*remote);
+                        } else {
+                            self.probers.answer(*remote, Answer::Tcp);
                         }
-                        self.probers.answer(*remote, Answer::Tcp);
                     }
                 } else {
                     sums[TcpIn] += 1.0;

@@ -200,7 +200,8 @@ struct Prober {
 /// TCP answer (a reset) counts only to a station that sent the device a segment
 /// opening no connection it knew in the window (no device makes itself anyone's target by
 /// sending it resets), an ARP reply only when asked for. When full, a newcomer takes the
-/// place of the entry answered least (a few spoofed probes first do not hide the scanner).
+/// place of the entry that sent the least (a few spoofed probes first do not hide the
+/// scanner, nor answered ones a brute forcer on an open port).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Probers([Option<Prober>; Probers::CAP]);
 
@@ -212,7 +213,7 @@ impl Probers {
             Some(i) => i,
             None => {
                 let i = (0..Self::CAP)
-                    .min_by_key(|&i| self.0[i].map_or((0, 0, 0), |p| (1, p.tcp + p.arp, p.asked)))
+                    .min_by_key(|&i| self.0[i].map_or((0, 0), |p| (1, p.asked + p.arp)))
                     .unwrap_or(0);
                 self.0[i] = Some(Prober {
                     ip,
@@ -230,6 +231,13 @@ impl Probers {
     pub fn ask(&mut self, ip: std::net::IpAddr) {
         let p = self.entry(ip);
         p.asked = p.asked.saturating_add(1);
+    }
+
+    /// The device refused a segment of `ip` that it was sent before it was known (its first
+    /// window: what came earlier was counted nowhere). Counts as an answer, not as an ask.
+    pub fn refuse_unseen(&mut self, ip: std::net::IpAddr) {
+        let p = self.entry(ip);
+        p.tcp = p.tcp.saturating_add(1);
     }
 
     /// The device answered `ip` (for TCP: only what `ip` asked counts).
@@ -334,6 +342,33 @@ impl Pending {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// When the eight places are full, the station that sent the least gives way: a brute
+    /// forcer knocking on an open port (asks, no answer) outlasts stations that probed once
+    /// and were refused, and a sweep's answered request counts for its sender.
+    #[test]
+    fn probers_keep_the_stations_that_sent_most() {
+        let ip = |n: u8| std::net::IpAddr::from([192, 168, 1, n]);
+        let mut p = Probers::default();
+        let forcer = ip(200);
+        for _ in 0..3 {
+            p.ask(forcer);
+        }
+        for n in 1..=12 {
+            p.ask(ip(n));
+            p.answer(ip(n), Answer::Tcp);
+        }
+        let askers: Vec<_> = p.askers().map(|a| (a.ip.unwrap(), a.packets)).collect();
+        assert!(askers.contains(&(forcer, 3)), "{askers:?}");
+        assert_eq!(askers.len(), Probers::CAP);
+        // an answer to a station that asked nothing is none
+        p.answer(ip(250), Answer::Tcp);
+        assert!(p.peers().all(|(a, _)| a.ip != Some(ip(250))));
+        // the last refused stations are there, answered once each
+        assert!(p
+            .peers()
+            .any(|(a, how)| a.ip == Some(ip(12)) && how == Answer::Tcp));
+    }
 
     #[test]
     fn distinct_is_close() {
