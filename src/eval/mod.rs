@@ -129,24 +129,26 @@ fn station_ips(text: &str) -> Result<Vec<IpAddr>, String> {
             }
             continue;
         }
-        let network = item
-            .split_once('/')
-            .is_some_and(|(a, bits)| a.parse::<IpAddr>().is_ok() && bits.parse::<u8>().is_ok());
-        if !network && (item.starts_with(|c: char| c.is_ascii_digit()) || item.contains(':')) {
+        if network(item).is_none()
+            && (item.starts_with(|c: char| c.is_ascii_digit()) || item.contains(':'))
+        {
             return Err(format!("{item:?} is not an IP address"));
         }
     }
     Ok(out)
 }
 
-/// The networks of a manifest's `ip` text (`192.168.1.0/24`), remarks dropped.
+/// One item of a manifest's `ip` text read as a network (`192.168.1.0/24`).
+fn network(item: &str) -> Option<(IpAddr, u8)> {
+    let (a, bits) = item.trim().split_once('/')?;
+    Some((a.parse().ok()?, bits.parse().ok()?))
+}
+
+/// The networks of a manifest's `ip` text, remarks dropped.
 fn networks(text: &str) -> Vec<(IpAddr, u8)> {
     without_remarks(text)
         .split(',')
-        .filter_map(|item| {
-            let (a, bits) = item.trim().split_once('/')?;
-            Some((a.parse().ok()?, bits.parse().ok()?))
-        })
+        .filter_map(network)
         .collect()
 }
 

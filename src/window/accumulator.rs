@@ -260,17 +260,17 @@ impl Accumulator {
                     }
                 } else {
                     let answers_ours = mem.waiting.take(flow);
-                    // a connection attempt, or a segment of no connection the device knows,
-                    // asks something of it (a probe, if it is refused or accepted)
-                    if !answers_ours && (t.is_syn() || mem.conns.touch(flow, now_s).is_none()) {
-                        self.probers.ask(*remote);
-                    }
                     let origin = if t.is_syn() {
                         Origin::Remote
                     } else {
                         Origin::Adopted
                     };
-                    mem.conns.enter(flow, service as u32, origin, now_s);
+                    let (new, _) = mem.conns.entered(flow, service as u32, origin, now_s);
+                    // a connection attempt, or a segment of no connection the device knows,
+                    // asks something of it (a probe, if it is refused)
+                    if !answers_ours && (t.is_syn() || new) {
+                        self.probers.ask(*remote);
+                    }
                 }
                 // sessions (logins, on any port) and the services they are with (novelty)
                 if let Some(conn) = mem.conns.touch(flow, now_s) {

@@ -131,10 +131,21 @@ impl Conns {
     /// The connection with this key, with the remote `service`; made with `origin` when it
     /// is not known (replacing the entry of its set seen longest ago).
     pub fn enter(&mut self, key: u64, service: u32, origin: Origin, now_s: u32) -> &mut Conn {
+        self.entered(key, service, origin, now_s).1
+    }
+
+    /// As [`Conns::enter`], and whether the connection was new.
+    pub fn entered(
+        &mut self,
+        key: u64,
+        service: u32,
+        origin: Origin,
+        now_s: u32,
+    ) -> (bool, &mut Conn) {
         let key = key | 1;
         let set = self.set(key);
-        let i = match set.iter().position(|c| c.key == key) {
-            Some(i) => i,
+        let (i, new) = match set.iter().position(|c| c.key == key) {
+            Some(i) => (i, false),
             None => {
                 // cannot fail: a set is never empty
                 let (i, _) = set
@@ -152,12 +163,12 @@ impl Conns {
                     got_bytes: 0,
                     attempt: 0,
                 };
-                i
+                (i, true)
             }
         };
         let c = &mut set[i];
         c.last_s = now_s;
-        c
+        (new, c)
     }
 }
 
